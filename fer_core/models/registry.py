@@ -1,0 +1,65 @@
+"""One registry and factory for every model, in the style of timm: ``create_model(name, **kwargs)``."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from torch import nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    fn: Callable[..., nn.Module]
+    family: str
+    input_size: tuple[int, int, int]
+    paper: str = ""
+    defaults: dict = field(default_factory=dict)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, *, family: str, input_size, paper: str = ""):
+    def wrap(fn):
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")
+        _REGISTRY[name] = ModelEntry(name, fn, family, tuple(input_size), paper)
+        return fn
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_entry(name: str) -> ModelEntry:
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown model {name!r}; registered models: {list_models()}")
+    return _REGISTRY[name]
+
+
+def create_model(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
+    """Build a registered model. ``pretrained=True`` loads the shipped / Hub weights registered under ``name``
+    (see :func:`fer_core.weights.load_pretrained`); extra kwargs then must match the weights' config."""
+    if pretrained:
+        from ..weights import load_pretrained
+
+        return load_pretrained(name, **kwargs)
+    entry = get_entry(name)
+    model = entry.fn(**kwargs)
+    # What config.json records to rebuild the model: the registered name and the arguments it was given.
+    model.arch_name = name
+    model.model_args = dict(kwargs)
+    return model
+
+
+def model_config_args(model: nn.Module) -> dict:
+    """The JSON-serialisable arguments that rebuild ``model`` with :func:`create_model`."""
+    if hasattr(model, "config_args"):
+        return model.config_args()
+    return dict(model.model_args)

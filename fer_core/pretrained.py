@@ -1,0 +1,40 @@
+"""Where each published weight lives: a Hub repo pinned to a revision, and the copy shipped in ``weights/``.
+
+``sha256`` pins the content of ``model.safetensors``; it is filled in when a weight is published (issue: train
+and ship) and checked on every Hub download. An entry whose sha256 is None is checked for self-consistency only
+(the file against the sha256 its own config.json records).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+HUB_ORG = "fer-attention"  # where train_scripts/push_to_hub.py publishes by default
+
+
+@dataclass(frozen=True)
+class PretrainedEntry:
+    name: str
+    architecture: str
+    hf_hub_id: str
+    revision: str
+    local_dir: str  # relative to the project's weights/ folder
+    sha256: str | None = None
+    aliases: tuple[str, ...] = ()
+
+
+PRETRAINED: dict[str, PretrainedEntry] = {}
+
+
+def _add(entry: PretrainedEntry):
+    for key in (entry.name,) + entry.aliases:
+        PRETRAINED[key] = entry
+
+
+_add(PretrainedEntry("ddamfn", "ddamfn", f"{HUB_ORG}/ddamfn-ferplus", "v1", "ddamfn", aliases=("ddamfn.ferplus",)))
+_add(PretrainedEntry("resnet_dda", "resnet18_dda", f"{HUB_ORG}/resnet-dda-ferplus", "v1", "resnet_dda",
+                     aliases=("resnet_dda.ferplus",)))
+_add(PretrainedEntry("fusion", "fusion", f"{HUB_ORG}/fusion-ferplus", "v1", "fusion", aliases=("fusion.ferplus",)))
+
+
+def list_pretrained() -> list[str]:
+    return sorted({e.name for e in PRETRAINED.values()})

@@ -1,0 +1,343 @@
+"""Weights: ``model.safetensors`` + ``config.json``; strict loading; Hub download with a local ``weights/`` fallback.
+
+A weights folder holds exactly two files the loader reads:
+
+* ``model.safetensors``: the state dict, stored as float32, float16, or per-output-channel int8 (a tensor ``k``
+  in int8 with its float32 scales in ``k.__scale__``); small tensors (BatchNorm statistics, biases) stay float32.
+* ``config.json``: architecture name and arguments, label names, preprocessing (input size, mean/std,
+  grayscale, face crop), temperature, storage dtype, the sha256 of ``model.safetensors``, provenance and
+  metrics. A fusion model may reference its branches' weights instead of storing them (``branch_refs``).
+
+Loading is strict: a missing or unexpected tensor, a shape mismatch, a file whose sha256 is not the one its
+config records, an unknown architecture, or an unreadable file raises :class:`WeightsError` naming the file and
+the problem. No pickle is ever loaded here (official ``.pth`` files go through :mod:`fer_core.convert`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.error
+import urllib.request
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .labels import get_label_set
+from .models.registry import IMAGENET_MEAN, IMAGENET_STD, create_model, get_entry, model_config_args
+from .pretrained import PRETRAINED, PretrainedEntry, list_pretrained
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
+STORAGE_DTYPES = ("float32", "float16", "int8")
+SCALE_SUFFIX = ".__scale__"
+SMALL_TENSOR = 4096  # tensors with fewer elements stay float32 whatever the storage dtype
+PROJECT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+DEFAULT_CROP = {"box_scale": 1.15, "align": "eyes", "square": True}
+
+
+class WeightsError(RuntimeError):
+    """A weights file or config that cannot be used; the message names the file and what is wrong."""
+
+
+# -- saving ------------------------------------------------------------------------------------------------------
+
+def sha256_file(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _encode_state(state: dict, storage: str) -> dict:
+    out = {}
+    for k, t in state.items():
+        t = t.detach().cpu().contiguous()
+        if not t.is_floating_point() or t.numel() < SMALL_TENSOR or storage == "float32":
+            out[k] = t.float() if t.is_floating_point() else t
+        elif storage == "float16":
+            out[k] = t.half()
+        else:  # symmetric per-output-channel int8
+            flat = t.float().reshape(t.shape[0], -1)
+            scale = (flat.abs().amax(1) / 127.0).clamp_min(1e-12)
+            out[k] = torch.round(flat / scale[:, None]).clamp(-127, 127).to(torch.int8).reshape(t.shape)
+            out[k + SCALE_SUFFIX] = scale
+    return out
+
+
+def _decode_state(stored: dict) -> dict:
+    state = {}
+    for k, t in stored.items():
+        if k.endswith(SCALE_SUFFIX):
+            continue
+        if t.dtype == torch.int8:
+            scale = stored.get(k + SCALE_SUFFIX)
+            if scale is None:
+                raise KeyError(f"int8 tensor {k!r} has no {k + SCALE_SUFFIX!r}")
+            t = (t.float().reshape(t.shape[0], -1) * scale[:, None]).reshape(t.shape)
+        elif t.is_floating_point():
+            t = t.float()
+        state[k] = t
+    return state
+
+
+def build_config(model: nn.Module, *, label_set, input_size=None, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 grayscale: bool = True, crop: dict | None = None, temperature: float = 1.0, tta_flip: bool = False,
+                 provenance: dict | None = None, metrics: dict | None = None) -> dict:
+    labels = get_label_set(label_set)
+    if getattr(model, "num_classes", len(labels)) != len(labels):
+        raise ValueError(f"model has {model.num_classes} classes but label set {labels.key} has {len(labels)}")
+    size = tuple(input_size or getattr(model, "input_size", None) or get_entry(model.arch_name).input_size)
+    if len(size) == 2:
+        size = (3,) + size
+    return {
+        "format_version": FORMAT_VERSION,
+        "architecture": model.arch_name,
+        "model_args": model_config_args(model),
+        "label_set": labels.key,
+        "label_names": list(labels.names),
+        "num_classes": len(labels),
+        "input_size": list(size),
+        "mean": list(mean),
+        "std": list(std),
+        "grayscale": bool(grayscale),
+        "crop": dict(crop or DEFAULT_CROP),
+        "temperature": float(temperature),
+        "tta_flip": bool(tta_flip),
+        "provenance": dict(provenance or {}),
+        "metrics": dict(metrics or {}),
+    }
+
+
+def save_pretrained(model: nn.Module, out_dir, config: dict, *, storage: str = "float32",
+                    branch_refs: dict[str, str] | None = None) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into ``out_dir``; returns the folder.
+
+    ``branch_refs`` (fusion only), e.g. ``{"branch_a": "../ddamfn"}``: leave those submodules out of the file
+    and record where their weights are (a folder relative to ``out_dir`` or a registered weight name) with the
+    sha256 of that folder's ``model.safetensors``; the loader loads and checks them.
+    """
+    if storage not in STORAGE_DTYPES:
+        raise ValueError(f"storage must be one of {STORAGE_DTYPES}, got {storage!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state = model.state_dict()
+    refs = {}
+    for prefix, ref in (branch_refs or {}).items():
+        ref_dir = _resolve_ref_dir(out_dir, ref)
+        refs[prefix] = {"weights": ref, "sha256": sha256_file(ref_dir / WEIGHTS_FILE)}
+        state = {k: v for k, v in state.items() if not k.startswith(prefix + ".")}
+    config = dict(config, storage=storage, branch_refs=refs)
+    tmp = out_dir / (WEIGHTS_FILE + ".tmp")
+    save_file(_encode_state(state, storage), str(tmp),
+              metadata={"format": "pt", "architecture": config["architecture"], "storage": storage})
+    os.replace(tmp, out_dir / WEIGHTS_FILE)
+    config["files"] = {WEIGHTS_FILE: {"sha256": sha256_file(out_dir / WEIGHTS_FILE),
+                                      "bytes": (out_dir / WEIGHTS_FILE).stat().st_size}}
+    tmp = out_dir / (CONFIG_FILE + ".tmp")
+    tmp.write_text(json.dumps(config, indent=2) + "\n")
+    os.replace(tmp, out_dir / CONFIG_FILE)
+    return out_dir
+
+
+# -- loading -----------------------------------------------------------------------------------------------------
+
+REQUIRED_KEYS = ("architecture", "model_args", "label_names", "input_size", "mean", "std", "files")
+
+
+def read_config(path) -> dict:
+    path = Path(path)
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise WeightsError(f"{path}: no such file (a weights folder needs {CONFIG_FILE} and {WEIGHTS_FILE})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise WeightsError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(config, dict):
+        raise WeightsError(f"{path}: expected a JSON object")
+    missing = [k for k in REQUIRED_KEYS if k not in config]
+    if missing:
+        raise WeightsError(f"{path}: missing keys {missing}")
+    if config.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+        raise WeightsError(f"{path}: format_version {config['format_version']} is newer than this fer_core reads")
+    return config
+
+
+def _weights_dir(path: Path) -> Path:
+    if path.is_dir():
+        return path
+    if path.name in (WEIGHTS_FILE, CONFIG_FILE):
+        return path.parent
+    raise WeightsError(f"{path}: expected a weights folder or its {WEIGHTS_FILE} / {CONFIG_FILE}")
+
+
+def _resolve_ref_dir(base: Path, ref: str) -> Path:
+    local = (base / ref)
+    if (local / CONFIG_FILE).exists():
+        return local.resolve()
+    if ref in PRETRAINED:
+        return _locate(PRETRAINED[ref])
+    raise WeightsError(f"{base / CONFIG_FILE}: branch weights {ref!r} are neither a folder beside it nor a "
+                       f"registered weight name ({list_pretrained()})")
+
+
+def load_weights(path, expected_sha256: str | None = None) -> nn.Module:
+    """Load a weights folder (or its safetensors / config file) strictly; returns a float32 model in eval mode
+    with ``model.pretrained_cfg`` (the config) and ``model.temperature`` set."""
+    wdir = _weights_dir(Path(path))
+    cfg_path, w_path = wdir / CONFIG_FILE, wdir / WEIGHTS_FILE
+    config = read_config(cfg_path)
+    if not w_path.exists():
+        raise WeightsError(f"{w_path}: no such file")
+    actual = sha256_file(w_path)
+    recorded = config["files"].get(WEIGHTS_FILE, {}).get("sha256")
+    if recorded != actual:
+        raise WeightsError(f"{w_path}: sha256 {actual[:12]}... does not match the {recorded and recorded[:12]}... "
+                           f"recorded in {cfg_path} (the file was changed, truncated or belongs to another config)")
+    if expected_sha256 is not None and expected_sha256 != actual:
+        raise WeightsError(f"{w_path}: sha256 {actual[:12]}... is not the pinned {expected_sha256[:12]}...")
+    try:
+        stored = load_file(str(w_path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{w_path}: cannot read safetensors ({e})") from None
+    try:
+        state = _decode_state(stored)
+    except KeyError as e:
+        raise WeightsError(f"{w_path}: {e.args[0]}") from None
+    arch = config["architecture"]
+    try:
+        get_entry(arch)
+        model = create_model(arch, **config["model_args"])
+    except KeyError as e:
+        raise WeightsError(f"{cfg_path}: {e.args[0]}") from None
+    except (TypeError, ValueError) as e:
+        raise WeightsError(f"{cfg_path}: model_args do not build {arch!r} ({e})") from None
+    if getattr(model, "num_classes", None) != len(config["label_names"]):
+        raise WeightsError(f"{cfg_path}: {len(config['label_names'])} label names for a model with "
+                           f"{model.num_classes} classes")
+    for prefix, ref in (config.get("branch_refs") or {}).items():
+        branch = load_weights(_resolve_ref_dir(wdir, ref["weights"]), expected_sha256=ref["sha256"])
+        state.update({f"{prefix}.{k}": v for k, v in branch.state_dict().items()})
+    _load_strict(model, state, w_path)
+    model.eval()
+    model.pretrained_cfg = config
+    model.temperature = float(config.get("temperature", 1.0))
+    return model
+
+
+def _load_strict(model: nn.Module, state: dict, where: Path):
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+              for k in own if k in state and state[k].shape != own[k].shape]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing tensors (e.g. {missing[:3]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[:3]})")
+    if shapes:
+        problems.append(f"{len(shapes)} shape mismatches (e.g. {shapes[:3]})")
+    if problems:
+        raise WeightsError(f"{where}: does not fit {model.arch_name} as configured: " + "; ".join(problems))
+    model.load_state_dict({k: state[k].to(own[k].dtype) for k in own}, strict=True)
+
+
+# -- the Hub -----------------------------------------------------------------------------------------------------
+
+class HubUnavailable(RuntimeError):
+    pass
+
+
+def _hub_timeout() -> float:
+    return float(os.environ.get("FER_HUB_TIMEOUT", "5"))
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _probe(endpoint: str, entry: PretrainedEntry, timeout: float):
+    """One HEAD request without retries, so that an unreachable Hub costs at most ``timeout`` seconds."""
+    url = f"{endpoint.rstrip('/')}/{entry.hf_hub_id}/resolve/{entry.revision}/{CONFIG_FILE}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+            return
+    except urllib.error.HTTPError as e:
+        if e.code in (401, 403, 404):
+            raise HubUnavailable(f"{url} answered {e.code}") from None
+        if e.code >= 500:
+            raise HubUnavailable(f"{url} answered {e.code}") from None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        raise HubUnavailable(f"cannot reach {endpoint} ({getattr(e, 'reason', e)})") from None
+
+
+def download(entry: PretrainedEntry, *, endpoint: str | None = None, cache_dir=None) -> Path:
+    """Fetch the entry's config and weights into the Hub cache (pinned revision); returns their folder."""
+    from huggingface_hub import hf_hub_download
+
+    endpoint = endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    timeout = _hub_timeout()
+    local_only = _offline()
+    if not local_only:
+        try:
+            _probe(endpoint, entry, timeout)
+        except HubUnavailable:
+            local_only = True  # a cached copy may still be there
+    paths = []
+    for fname in (CONFIG_FILE, WEIGHTS_FILE):
+        try:
+            paths.append(Path(hf_hub_download(entry.hf_hub_id, fname, revision=entry.revision, endpoint=endpoint,
+                                              cache_dir=cache_dir, etag_timeout=timeout,
+                                              local_files_only=local_only)))
+        except Exception as e:  # huggingface_hub raises many types: not found, offline, HTTP, OS
+            how = "in the local Hub cache" if local_only else f"on {endpoint}"
+            raise HubUnavailable(f"{entry.hf_hub_id}@{entry.revision}/{fname} not available {how} "
+                                 f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    if paths[0].parent != paths[1].parent:
+        raise HubUnavailable(f"{entry.hf_hub_id}: config and weights resolved to different snapshots")
+    return paths[0].parent
+
+
+def _local_copy(entry: PretrainedEntry) -> Path:
+    root = Path(os.environ.get("FER_WEIGHTS_DIR", PROJECT_WEIGHTS))
+    return root / entry.local_dir
+
+
+def _locate(entry: PretrainedEntry, endpoint=None, cache_dir=None) -> Path:
+    try:
+        return download(entry, endpoint=endpoint, cache_dir=cache_dir)
+    except HubUnavailable as e:
+        local = _local_copy(entry)
+        if (local / CONFIG_FILE).exists():
+            warnings.warn(f"{e}; using the local copy in {local}", stacklevel=3)
+            return local
+        raise WeightsError(f"{e}; and there is no local copy in {local}. Train or download the weights "
+                           f"(README: Weights), or pass a weights folder path.") from None
+
+
+def load_pretrained(name_or_path, *, endpoint: str | None = None, cache_dir=None) -> nn.Module:
+    """Load weights by path (a folder or its files), else by registered name from the Hub (pinned revision,
+    sha256 checked, cached the usual Hub way), else from the copy shipped in ``weights/``."""
+    path = Path(name_or_path)
+    if path.exists():
+        return load_weights(path)
+    name = str(name_or_path)
+    if name not in PRETRAINED:
+        raise WeightsError(f"{name!r} is neither an existing path nor a registered weight name "
+                           f"(registered: {list_pretrained()})")
+    entry = PRETRAINED[name]
+    wdir = _locate(entry, endpoint, cache_dir)
+    try:
+        return load_weights(wdir, expected_sha256=entry.sha256)
+    except WeightsError as e:
+        local = _local_copy(entry)
+        if wdir != local and (local / CONFIG_FILE).exists():
+            warnings.warn(f"downloaded weights refused ({e}); using the local copy in {local}", stacklevel=2)
+            return load_weights(local, expected_sha256=entry.sha256)
+        raise

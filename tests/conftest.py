@@ -1,0 +1,30 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+SHARED = ROOT.parent / "shared"
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture
+def hub():
+    from hub_server import HubStandIn
+
+    server = HubStandIn().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def offline_env(monkeypatch, tmp_path):
+    """No real network: the Hub is offline and the shipped-weights folder is an empty temp dir."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("FER_WEIGHTS_DIR", str(tmp_path / "weights"))
+    return tmp_path

@@ -1,0 +1,72 @@
+"""A small local stand-in for the Hugging Face Hub's file API, for tests (no mocks of our download code).
+
+It serves ``HEAD`` / ``GET /{repo_id}/resolve/{revision}/{filename}`` from files put into it, with the headers
+``huggingface_hub`` reads: ``X-Repo-Commit``, ``ETag`` (the sha256 for large files, like the Hub's LFS files),
+``Content-Length``; unknown files get 404 with ``X-Error-Code: EntryNotFound``. Every request is logged.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class HubStandIn:
+    def __init__(self):
+        self.files: dict[tuple[str, str, str], bytes] = {}
+        self.commits: dict[tuple[str, str], str] = {}
+        self.log: list[tuple[str, str]] = []
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def _serve(self, body: bool):
+                hub.log.append((self.command, self.path))
+                parts = self.path.split("?")[0].strip("/").split("/")
+                if len(parts) < 5 or parts[2] != "resolve":
+                    return self._error(404, "RepoNotFound")
+                repo, rev, fname = "/".join(parts[:2]), parts[3], "/".join(parts[4:])
+                data = hub.files.get((repo, rev, fname))
+                if data is None:
+                    return self._error(404, "EntryNotFound" if (repo, rev) in hub.commits else "RevisionNotFound")
+                self.send_response(200)
+                self.send_header("X-Repo-Commit", hub.commits[(repo, rev)])
+                self.send_header("ETag", '"' + hashlib.sha256(data).hexdigest() + '"')
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Type", "application/octet-stream")
+                self.end_headers()
+                if body:
+                    self.wfile.write(data)
+
+            def _error(self, code, err):
+                self.send_response(code)
+                self.send_header("X-Error-Code", err)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_HEAD(self):
+                self._serve(False)
+
+            def do_GET(self):
+                self._serve(True)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def put(self, repo_id: str, revision: str, filename: str, data: bytes):
+        self.files[(repo_id, revision, filename)] = data
+        self.commits.setdefault((repo_id, revision), hashlib.sha1(f"{repo_id}@{revision}".encode()).hexdigest())
+
+    def gets(self, filename: str) -> int:
+        return sum(1 for m, p in self.log if m == "GET" and p.split("?")[0].endswith("/" + filename))
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
