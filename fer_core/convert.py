@@ -69,7 +69,9 @@ def convert_checkpoint(pth, out_dir, src_labels=None, dataset: str = "", storage
     src_labels = src_labels or ("ddamfn_official8" if n == 8 else "ddamfn_official7")
     model, labels = convert_state_dict(state, src_labels)
     config = build_config(model, label_set=labels, input_size=(3, 112, 112), grayscale=False,
-                          provenance={"source": "official DDAMFN checkpoint (converted)", "file": Path(pth).name,
+                          provenance={"source": "official DDAMFN checkpoint (converted)",
+                                      "init": "trained by the DDAMFN authors (their backbone: MS-Celeb-1M "
+                                              "face-recognition pretraining); converted by fer_core.convert", "file": Path(pth).name,
                                       "file_sha256": sha256_file(pth), "dataset": dataset,
                                       "source_label_order": list(get_label_set(src_labels).names)})
     return save_pretrained(model, out_dir, config, storage=storage)

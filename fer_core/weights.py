@@ -281,7 +281,9 @@ def download(entry: PretrainedEntry, *, endpoint: str | None = None, cache_dir=N
     """Fetch the entry's config and weights into the Hub cache (pinned revision); returns their folder."""
     from huggingface_hub import hf_hub_download
 
+    # read at call time (huggingface_hub reads these once, at import)
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
+    cache_dir = cache_dir or os.environ.get("HF_HUB_CACHE") or None
     timeout = _hub_timeout()
     local_only = _offline()
     if not local_only:

@@ -1,0 +1,54 @@
+"""Small datasets written by the tests in each dataset's official layout (no real images are committed)."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_core.labels import CANONICAL
+
+
+def face_like(rng, size=48, cls=0, channels=1):
+    """A smooth synthetic image whose pattern depends on the class, so tiny models can learn something."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    img = 0.5 + 0.35 * np.sin(2 * np.pi * ((cls % 4 + 1) * xx + (cls // 4 + 1) * yy))
+    img = img + rng.normal(0, 0.08, img.shape)
+    img = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+    return img if channels == 1 else np.stack([img, np.roll(img, 3, 0), np.roll(img, 5, 1)], -1)
+
+
+def write_ferplus(root: Path, n_train=64, n_valid=32, seed=0) -> Path:
+    """FER+ layout with PNGs and a headerless label.csv; includes a tie, an NF-majority and an unknown row."""
+    rng = np.random.default_rng(seed)
+    for folder, n in (("FER2013Train", n_train), ("FER2013Valid", n_valid)):
+        d = root / folder
+        d.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for i in range(n):
+            cls = i % 8
+            name = f"fer{seed:02d}{folder[7:9]}{i:05d}.png"
+            cv2.imwrite(str(d / name), face_like(rng, cls=cls))
+            votes = [0] * 10
+            votes[cls] = 7
+            votes[(cls + 1) % 8] = 3
+            rows.append([name, "(0, 0, 48, 48)"] + votes)
+        rows.append(["tie.png", "(0, 0, 48, 48)", 5, 5, 0, 0, 0, 0, 0, 0, 0, 0])
+        rows.append(["nf.png", "(0, 0, 48, 48)", 1, 0, 0, 0, 0, 0, 0, 0, 0, 9])
+        rows.append(["unk.png", "(0, 0, 48, 48)", 2, 0, 0, 0, 0, 0, 0, 0, 8, 0])
+        for name in ("tie.png", "nf.png", "unk.png"):
+            cv2.imwrite(str(d / name), face_like(rng))
+        with open(d / "label.csv", "w", newline="") as f:
+            csv.writer(f).writerows(rows)
+    return root
+
+
+def write_class_folders(root: Path, names, n_per_class=4, size=48, channels=1, seed=0) -> Path:
+    rng = np.random.default_rng(seed)
+    for ci, name in enumerate(names):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            img = face_like(rng, size, CANONICAL.index(name.lower()) if name.lower() in CANONICAL else ci, channels)
+            cv2.imwrite(str(root / name / f"{i:04d}.png"), img if channels == 1 else img[..., ::-1])
+    return root

@@ -1,0 +1,111 @@
+"""The trainer for real, in subprocesses: a run killed with SIGKILL and resumed ends where an uninterrupted run
+ends; DDP on CPU with two gloo processes; evaluation JSON."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from conftest import ROOT
+from fixtures import write_class_folders, write_ferplus
+
+TRAIN = [sys.executable, str(ROOT / "train_scripts/train.py")]
+COMMON = ["--model", "ddamfn", "--epochs", "2", "--batch-size", "8", "--lr", "0.02", "--warmup-epochs", "0.5",
+          "--no-tta-flip", "--save-every", "2", "--log-every", "1", "--erase-p", "0.5"]
+
+
+def _env(threads="2"):
+    return dict(os.environ, OMP_NUM_THREADS=threads, PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
+
+
+@pytest.fixture(scope="module")
+def ferplus(tmp_path_factory):
+    return write_ferplus(tmp_path_factory.mktemp("ferplus"), n_train=48, n_valid=16)
+
+
+def _run(args, **kw):
+    r = subprocess.run(TRAIN + args, capture_output=True, text=True, env=_env(), timeout=600, **kw)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(ferplus, tmp_path):
+    data = ["--data", f"ferplus:{ferplus}"]
+    _run(COMMON + data + ["--out", str(tmp_path / "straight")])
+
+    out = tmp_path / "killed"
+    p = subprocess.Popen(TRAIN + COMMON + data + ["--out", str(out)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env=_env())
+    marker = out / "last.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and p.poll() is None:
+        if marker.exists() and json.loads(marker.read_text()) == {"epoch": 1, "step": 2}:
+            break  # a checkpoint from the middle of the second epoch
+        time.sleep(0.05)
+    assert p.poll() is None, "the run ended before it could be killed"
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
+    assert not (out / "export").exists()
+    resumed_from = json.loads(marker.read_text())
+    assert resumed_from["epoch"] == 1 and 0 < resumed_from["step"] < 6  # 48 images / 8 = 6 steps an epoch
+    r = _run(COMMON + data + ["--out", str(out), "--resume"])
+    assert f"resumed from {out / 'last.pt'}: epoch 1, step {resumed_from['step']}" in r.stdout
+
+    a = load_file(str(tmp_path / "straight" / "export" / "model.safetensors"))
+    b = load_file(str(out / "export" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ from the uninterrupted run"
+    rows = lambda d: [(r["epoch"], r["train_loss"], r["val_acc"]) for r in  # noqa: E731
+                      __import__("csv").DictReader(open(d / "metrics.csv"))]
+    assert rows(tmp_path / "straight") == rows(out) and len(rows(out)) == 2
+    for f in ("curves.png", "confusion.png", "val_report.json", "best.pt", "tb"):
+        assert (out / f).exists(), f
+    cfg = json.loads((out / "export" / "config.json").read_text())
+    prov = cfg["provenance"]
+    assert prov["seed"] == 0 and prov["epochs"] == 2 and prov["init"].startswith("from scratch")
+    assert "--resume" in prov["command"] and prov["commit"] and cfg["temperature"] > 0
+    assert set(cfg["metrics"]) >= {"val_accuracy", "val_balanced_accuracy", "val_ece", "val_recall"}
+
+
+def test_ddp_on_cpu_with_two_gloo_processes(ferplus, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(ROOT / "train_scripts/train.py"), *COMMON, "--epochs", "1", "--data", f"ferplus:{ferplus}",
+           "--out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=_env("1"), timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert r.stdout.count("epoch 1: loss") == 1  # only rank 0 reports
+    assert (out / "export" / "model.safetensors").exists()
+    rows = list(__import__("csv").DictReader(open(out / "metrics.csv")))
+    # global batch 8 = 4 per rank x 2 ranks: 48 images make 6 steps, each rank taking its own 4 images
+    assert len(rows) == 1 and rows[0]["step"] == "6"
+    assert "world size 2" in r.stdout
+
+
+def test_evaluate_json_on_folder_and_ferplus(ferplus, tmp_path):
+    out = tmp_path / "run"
+    _run(COMMON + ["--epochs", "1", "--data", f"ferplus:{ferplus}", "--out", str(out)])
+    folder = write_class_folders(tmp_path / "faces", ["happy", "Angry", "sad"], n_per_class=3)
+    report = tmp_path / "eval" / "folder.json"
+    r = subprocess.run([sys.executable, str(ROOT / "train_scripts/evaluate.py"), "--model", str(out / "export"),
+                        "--dataset", "folder", "--data-root", str(folder), "--json", str(report)],
+                       capture_output=True, text=True, env=_env(), timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads(report.read_text())
+    assert rep["n"] == 9 and 0 <= rep["accuracy"] <= 1 and 0 <= rep["balanced_accuracy"] <= 1
+    assert rep["labels"] == ["happiness", "sadness", "anger"]
+    assert rep["classes_only_in_model"] == ["neutral", "surprise", "disgust", "fear", "contempt"]
+    assert len(rep["confusion_matrix"]) == 3 and sum(map(sum, rep["confusion_matrix"])) == 9
+    assert 0 <= rep["ece"] <= 1 and set(rep["per_class"]["anger"]) == {"precision", "recall", "f1", "support"}
+    assert report.with_suffix(".confusion.png").exists()
+    r = subprocess.run([sys.executable, str(ROOT / "train_scripts/evaluate.py"), "--model", str(out / "export"),
+                        "--dataset", "ferplus", "--data-root", str(ferplus), "--split", "valid", "--json",
+                        str(tmp_path / "fp.json")], capture_output=True, text=True, env=_env(), timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads((tmp_path / "fp.json").read_text())
+    assert rep["n"] == 16 and rep["classes_only_in_model"] == [] and rep["classes_only_in_dataset"] == []

@@ -1,0 +1,143 @@
+"""Saving and strict loading of weights folders."""
+import json
+
+import pytest
+import torch
+
+from fer_core import WeightsError, create_model, load_pretrained, load_weights, save_pretrained
+from fer_core.labels import FERPLUS
+from fer_core.weights import build_config, read_config
+from test_models import TINY
+
+
+def _save(model, path, **kw):
+    return save_pretrained(model, path, build_config(model, label_set=FERPLUS), **kw)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_round_trip_identical_logits(name, tmp_path):
+    torch.manual_seed(0)
+    kwargs, size = TINY[name]
+    model = create_model(name, **kwargs).eval()
+    x = torch.randn(2, 3, size, size)
+    out = _save(model, tmp_path / name)
+    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    loaded = load_pretrained(out)
+    assert not loaded.training and loaded.pretrained_cfg["label_names"] == list(FERPLUS.names)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+
+
+@pytest.mark.parametrize("storage,tol", [("float16", 2e-2), ("int8", 0.25)])
+def test_reduced_storage_loads_as_float(storage, tol, tmp_path):
+    torch.manual_seed(0)
+    model = create_model("ddamfn").eval()
+    x = torch.randn(2, 3, 112, 112)
+    full = _save(model, tmp_path / "fp32")
+    small = _save(model, tmp_path / storage, storage=storage)
+    ratio = (small / "model.safetensors").stat().st_size / (full / "model.safetensors").stat().st_size
+    assert ratio < (0.55 if storage == "float16" else 0.35)  # small tensors stay float32
+    loaded = load_weights(small)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    with torch.no_grad():
+        ref, got = model(x), loaded(x)
+    assert (ref - got).abs().max() < tol * ref.abs().max()
+
+
+def test_config_records_what_the_loader_needs(tmp_path):
+    model = create_model("ddamfn", num_classes=8)
+    cfg = build_config(model, label_set="ferplus", temperature=1.7, provenance={"seed": 3}, metrics={"accuracy": 0.5})
+    save_pretrained(model, tmp_path, cfg, storage="float16")
+    saved = read_config(tmp_path / "config.json")
+    assert saved["architecture"] == "ddamfn" and saved["model_args"] == {"num_classes": 8}
+    assert saved["input_size"] == [3, 112, 112] and saved["storage"] == "float16"
+    assert saved["temperature"] == 1.7 and saved["provenance"] == {"seed": 3}
+    assert len(saved["files"]["model.safetensors"]["sha256"]) == 64
+    assert load_weights(tmp_path / "model.safetensors").temperature == 1.7
+
+
+def test_label_count_must_match_model():
+    with pytest.raises(ValueError, match="8 classes"):
+        build_config(create_model("ddamfn", num_classes=8), label_set="fer2013")
+
+
+@pytest.fixture
+def saved(tmp_path):
+    model = create_model("ddamfn", num_classes=8)
+    return _save(model, tmp_path / "w")
+
+
+def _rewrite_config(folder, **changes):
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg.update(changes)
+    (folder / "config.json").write_text(json.dumps(cfg))
+
+
+def test_corrupted_file_is_refused(saved):
+    p = saved / "model.safetensors"
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    p.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match=r"model\.safetensors.*sha256.*does not match"):
+        load_weights(saved)
+
+
+def test_truncated_file_is_refused_even_with_a_matching_hash(saved):
+    from fer_core.weights import sha256_file
+
+    p = saved / "model.safetensors"
+    p.write_bytes(p.read_bytes()[:5000])
+    _rewrite_config(saved, files={"model.safetensors": {"sha256": sha256_file(p)}})
+    with pytest.raises(WeightsError, match=r"model\.safetensors: cannot read safetensors"):
+        load_weights(saved)
+
+
+def test_wrong_config_is_refused(saved):
+    _rewrite_config(saved, model_args={"num_classes": 8, "num_heads": 3})
+    with pytest.raises(WeightsError, match=r"does not fit ddamfn.*missing tensors.*cat_head2"):
+        load_weights(saved)
+
+
+def test_wrong_shapes_are_refused(saved):
+    _rewrite_config(saved, model_args={"num_classes": 7}, label_names=list(FERPLUS.names[:7]))
+    with pytest.raises(WeightsError, match=r"shape mismatches.*fc\.weight: file \(8, 512\) vs model \(7, 512\)"):
+        load_weights(saved)
+
+
+def test_unknown_architecture_and_bad_json_are_refused(saved):
+    _rewrite_config(saved, architecture="resnet99_dda")
+    with pytest.raises(WeightsError, match=r"config\.json: unknown model 'resnet99_dda'"):
+        load_weights(saved)
+    (saved / "config.json").write_text("{not json")
+    with pytest.raises(WeightsError, match=r"config\.json: not valid JSON"):
+        load_weights(saved)
+
+
+def test_unknown_name_and_missing_folder(offline_env, tmp_path):
+    with pytest.raises(WeightsError, match="neither an existing path nor a registered weight name"):
+        load_pretrained("no-such-model")
+    with pytest.raises(WeightsError, match="no such file"):
+        load_weights(tmp_path / "model.safetensors")
+
+
+def test_fusion_can_reference_its_branches(tmp_path):
+    torch.manual_seed(0)
+    a = create_model("ddamfn").eval()
+    b = create_model("resnet18_dda", dda_stages=(4,)).eval()
+    _save(a, tmp_path / "ddamfn")
+    _save(b, tmp_path / "resnet_dda")
+    fusion = create_model("fusion", branch_a=a, branch_b=b, branch_input_sizes=[(112, 112), (64, 64)]).eval()
+    with torch.no_grad():
+        fusion.head.weight.normal_()
+    out = save_pretrained(fusion, tmp_path / "fusion", build_config(fusion, label_set=FERPLUS),
+                          branch_refs={"branch_a": "../ddamfn", "branch_b": "../resnet_dda"})
+    size = (out / "model.safetensors").stat().st_size
+    assert size < 2_000_000  # the branches are not stored again
+    loaded = load_weights(out)
+    x = torch.randn(2, 3, 112, 112)
+    with torch.no_grad():
+        assert torch.equal(fusion(x), loaded(x))
+    # a branch that changed after the fusion was saved is refused
+    _save(create_model("ddamfn"), tmp_path / "ddamfn")
+    with pytest.raises(WeightsError, match="not the pinned"):
+        load_weights(out)

@@ -1,0 +1,65 @@
+"""Evaluate weights on a dataset split: accuracy, balanced accuracy, per-class P/R/F1, confusion matrix, ECE.
+
+    python train_scripts/evaluate.py --model ddamfn --dataset ferplus --data-root ../shared/datasets/ferplus --split valid --json out.json
+    python train_scripts/evaluate.py --model weights/resnet_dda --dataset fer2013 --data-root ../shared/datasets/fer2013 --split val
+    python train_scripts/evaluate.py --model runs/ddamfn/export --dataset folder --data-root my_faces/
+
+--model takes a registered weight name (Hub, then weights/) or a weights folder. Labels are matched by name;
+accuracy is over the classes model and dataset share. Writes --json and a confusion-matrix PNG beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from fer_core.data import read_dataset  # noqa: E402
+from fer_core.train.evaluation import evaluate_model  # noqa: E402
+from fer_core.train.plots import plot_confusion  # noqa: E402
+from fer_core.weights import load_pretrained  # noqa: E402
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description="Evaluate weights on a dataset split.")
+    ap.add_argument("--model", required=True, help="registered weight name or weights folder")
+    ap.add_argument("--dataset", required=True, choices=("ferplus", "fer2013", "rafdb", "affectnet", "affectnet7", "folder"))
+    ap.add_argument("--data-root", required=True)
+    ap.add_argument("--split", default=None, help="not needed for --dataset folder")
+    ap.add_argument("--protocol", default="majority", choices=("majority", "probability"))
+    ap.add_argument("--tta", choices=("config", "on", "off"), default="config", help="test-time flip")
+    ap.add_argument("--json", default=None, help="write the report here (and a confusion PNG beside it)")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    a = ap.parse_args(argv)
+    if a.dataset != "folder" and not a.split:
+        ap.error("--split is required for this dataset")
+    t0 = time.time()
+    model = load_pretrained(a.model)
+    ds = read_dataset(a.dataset, a.data_root, a.split, a.protocol)
+    rep = evaluate_model(model, ds, tta_flip=None if a.tta == "config" else a.tta == "on", device=a.device,
+                         progress=True)
+    rep.update(model=str(a.model), split=a.split, seconds=round(time.time() - t0, 1))
+    print(f"{ds.name}: n={rep['n']} accuracy {rep['accuracy']:.4f} balanced {rep['balanced_accuracy']:.4f} "
+          f"ECE {rep['ece']:.4f} ({rep['seconds']} s)")
+    for name, m in rep["per_class"].items():
+        print(f"  {name:10s} P {m['precision']:.3f} R {m['recall']:.3f} F1 {m['f1']:.3f} n={m['support']}")
+    for key in ("classes_only_in_model", "classes_only_in_dataset"):
+        if rep[key]:
+            print(f"  {key.replace('_', ' ')}: {rep[key]}")
+    if a.json:
+        out = Path(a.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(rep, indent=2))
+        plot_confusion(rep["confusion_matrix"], rep["labels"], out.with_suffix(".confusion.png"),
+                       f"{a.model} on {ds.name}: acc {rep['accuracy']:.4f}")
+        print(f"wrote {out}")
+    return rep
+
+
+if __name__ == "__main__":
+    main()
