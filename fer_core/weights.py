@@ -37,7 +37,8 @@ STORAGE_DTYPES = ("float32", "float16", "int8")
 SCALE_SUFFIX = ".__scale__"
 SMALL_TENSOR = 4096  # tensors with fewer elements stay float32 whatever the storage dtype
 PROJECT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_CROP = {"box_scale": 1.15, "align": "eyes", "square": True}
+# How training crops looked: FER+/FER2013 images are 48x48 grayscale crops of roughly the face box.
+DEFAULT_CROP = {"box_scale": 1.15, "align": "eyes", "square": True, "source_size": 48}
 
 
 class WeightsError(RuntimeError):
@@ -262,37 +263,35 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _probe(endpoint: str, entry: PretrainedEntry, timeout: float):
+def _probe(endpoint: str, entry: PretrainedEntry, filename: str, timeout: float):
     """One HEAD request without retries, so that an unreachable Hub costs at most ``timeout`` seconds."""
-    url = f"{endpoint.rstrip('/')}/{entry.hf_hub_id}/resolve/{entry.revision}/{CONFIG_FILE}"
+    url = f"{endpoint.rstrip('/')}/{entry.hf_hub_id}/resolve/{entry.revision}/{filename}"
     try:
         with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
             return
     except urllib.error.HTTPError as e:
-        if e.code in (401, 403, 404):
-            raise HubUnavailable(f"{url} answered {e.code}") from None
-        if e.code >= 500:
-            raise HubUnavailable(f"{url} answered {e.code}") from None
+        raise HubUnavailable(f"{url} answered {e.code}") from None
     except (urllib.error.URLError, OSError, ValueError) as e:
         raise HubUnavailable(f"cannot reach {endpoint} ({getattr(e, 'reason', e)})") from None
 
 
-def download(entry: PretrainedEntry, *, endpoint: str | None = None, cache_dir=None) -> Path:
-    """Fetch the entry's config and weights into the Hub cache (pinned revision); returns their folder."""
-    from huggingface_hub import hf_hub_download
+def download_files(entry: PretrainedEntry, filenames, *, endpoint: str | None = None, cache_dir=None) -> list[Path]:
+    """Fetch files of a Hub entry (pinned revision) into the Hub cache; a cached copy serves when the Hub
+    cannot be reached, and an unreachable Hub costs one bounded probe, never huggingface_hub's retry loop."""
+    from huggingface_hub import constants, hf_hub_download
 
     # read at call time (huggingface_hub reads these once, at import)
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
     cache_dir = cache_dir or os.environ.get("HF_HUB_CACHE") or None
     timeout = _hub_timeout()
-    local_only = _offline()
+    local_only = constants.HF_HUB_OFFLINE = _offline()
     if not local_only:
         try:
-            _probe(endpoint, entry, timeout)
+            _probe(endpoint, entry, filenames[0], timeout)
         except HubUnavailable:
             local_only = True  # a cached copy may still be there
     paths = []
-    for fname in (CONFIG_FILE, WEIGHTS_FILE):
+    for fname in filenames:
         try:
             paths.append(Path(hf_hub_download(entry.hf_hub_id, fname, revision=entry.revision, endpoint=endpoint,
                                               cache_dir=cache_dir, etag_timeout=timeout,
@@ -301,9 +300,29 @@ def download(entry: PretrainedEntry, *, endpoint: str | None = None, cache_dir=N
             how = "in the local Hub cache" if local_only else f"on {endpoint}"
             raise HubUnavailable(f"{entry.hf_hub_id}@{entry.revision}/{fname} not available {how} "
                                  f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
-    if paths[0].parent != paths[1].parent:
+    return paths
+
+
+def download(entry: PretrainedEntry, *, endpoint: str | None = None, cache_dir=None) -> Path:
+    """Fetch a weights entry's config and weights; returns their snapshot folder."""
+    cfg, weights = download_files(entry, [CONFIG_FILE, WEIGHTS_FILE], endpoint=endpoint, cache_dir=cache_dir)
+    if cfg.parent != weights.parent:
         raise HubUnavailable(f"{entry.hf_hub_id}: config and weights resolved to different snapshots")
-    return paths[0].parent
+    return cfg.parent
+
+
+def fetch_file(entry: PretrainedEntry, filename: str, *, endpoint=None, cache_dir=None) -> Path:
+    """One file (e.g. a face detector) from the Hub, else from ``weights/<entry.local_dir>``; sha256 pinned."""
+    try:
+        path = download_files(entry, [filename], endpoint=endpoint, cache_dir=cache_dir)[0]
+    except HubUnavailable as e:
+        path = _local_copy(entry)
+        if not path.is_file():
+            raise WeightsError(f"{e}; and there is no local copy at {path}") from None
+        warnings.warn(f"{e}; using the local copy {path}", stacklevel=2)
+    if entry.sha256 and sha256_file(path) != entry.sha256:
+        raise WeightsError(f"{path}: sha256 is not the pinned {entry.sha256[:12]}...")
+    return path
 
 
 def _local_copy(entry: PretrainedEntry) -> Path:

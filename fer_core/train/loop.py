@@ -30,7 +30,7 @@ from ..labels import get_label_set
 from ..models import attention_loss, create_model, get_entry
 from ..models.fusion import FusionNet
 from ..models.registry import IMAGENET_MEAN, IMAGENET_STD
-from ..weights import build_config, load_pretrained, save_pretrained
+from ..weights import DEFAULT_CROP, build_config, load_pretrained, save_pretrained
 from .checkpoint import load_checkpoint, save_checkpoint
 from .evaluation import predict_logits
 from .metrics import classification_report, expected_calibration_error, fit_temperature
@@ -395,7 +395,7 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
     result = {"best": best, "out_dir": str(out)}
     if main:
         result.update(_finish(cfg, out, model, labels, val_images, val_labels, size, amp_dtype, channels_last,
-                              argv, device, t_start, train_ds.grayscale))
+                              argv, device, t_start, train_ds.grayscale, int(train_ds.images.shape[1])))
         if writer is not None:
             writer.close()
     if world > 1:
@@ -414,7 +414,7 @@ def _truncate_csv(path: Path, rows: int, fields):
 
 
 def _finish(cfg, out, model, labels, val_images, val_labels, size, amp_dtype, channels_last, argv, device,
-            t_start, grayscale) -> dict:
+            t_start, grayscale, source_size) -> dict:
     """Load the best weights, fit a temperature on validation, export safetensors + config + plots."""
     from .plots import plot_confusion, plot_curves
 
@@ -448,6 +448,7 @@ def _finish(cfg, out, model, labels, val_images, val_labels, size, amp_dtype, ch
                "val_recall": {k: v["recall"] for k, v in rep["per_class"].items()}, "val_n": rep["n"]}
     model.cpu().to(memory_format=torch.contiguous_format)
     config = build_config(model, label_set=labels, input_size=(3, size, size), grayscale=grayscale,
+                          crop=dict(DEFAULT_CROP, source_size=source_size),
                           temperature=temperature, tta_flip=cfg.tta_flip, provenance=provenance, metrics=metrics)
     export = save_pretrained(model, out / "export", config, storage=cfg.export_storage)
     print(f"best epoch {best['best']['epoch']}: val acc {rep['accuracy']:.4f} (balanced "

@@ -1,0 +1,145 @@
+"""Explanations: Grad-CAM (the ``grad-cam`` package) and each model's own attention, as ``H x W`` maps in [0, 1].
+
+**Cheap Grad-CAM.** Grad-CAM needs the gradient of a class score at one layer only. While the CAM runs, a
+forward hook on the target layer hands the rest of the network a *detached* copy of that layer's output that
+requires grad, and every parameter's ``requires_grad`` is off: the forward up to the target layer builds no
+autograd graph and the backward runs through the head only (``bench/cpu_latency.py`` measures the saving
+against a default full-backward Grad-CAM). The same forward yields the logits and the model's own attention, so
+one pass serves prediction and both maps. The model's train/eval mode and ``requires_grad`` flags are restored.
+
+**Own attention.** DDAMFN: the channel-mean of the max over its dual-direction heads (7x7). ResNet+DDA: the mean
+of its DDA stage masks (channel max of each channel-softmax mask), each resized to the crop and normalised.
+Fusion: its branch weights, and the branches' own maps mixed by those weights.
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.image import scale_cam_image, show_cam_on_image
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import nn
+
+
+class _Capture(nn.Module):
+    """Wraps a model so that Grad-CAM's forward returns logits while the full details are kept."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.details = None
+
+    def forward(self, x):
+        self.details = self.model.forward_details(x)
+        return self.details["logits"]
+
+
+@contextlib.contextmanager
+def preserved_state(model: nn.Module):
+    """Restore train/eval mode and every parameter's requires_grad afterwards."""
+    modes = {m: m.training for m in model.modules()}
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        yield
+    finally:
+        for m, t in modes.items():
+            m.training = t
+        for p, f in flags:
+            p.requires_grad_(f)
+
+
+@contextlib.contextmanager
+def graph_from(layers):
+    """Within the block, each layer's output restarts the autograd graph (a leaf requiring grad); the leaves
+    of the last forward are in the yielded list."""
+    leaves = []
+
+    def hook(module, args, output):
+        leaf = output.detach().requires_grad_(True)
+        leaves.append(leaf)
+        return leaf
+
+    handles = [layer.register_forward_hook(hook) for layer in layers]
+    try:
+        yield leaves
+    finally:
+        for h in handles:
+            h.remove()
+
+
+_LOCKS: dict[int, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model) -> threading.Lock:
+    """Hooks live on the model: one explanation at a time per model."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(id(model), threading.Lock())
+
+
+def gradcam_with_details(model, x: torch.Tensor, classes=None, cheap: bool = True):
+    """Grad-CAM maps (``B x H x W`` in [0, 1], at the input's size) for ``classes`` (default: the predicted
+    ones), plus the same forward's details (logits, pooled features, own attention) and the target-layer
+    leaves (activations whose graph to the logits is kept, for :func:`gradcam_from_leaves`)."""
+    layers = model.gradcam_layers()
+    cap = _Capture(model)
+    with model_lock(model), preserved_state(model):
+        model.eval()
+        if cheap:
+            for p in model.parameters():
+                p.requires_grad_(False)
+        ctx = graph_from(layers) if cheap else contextlib.nullcontext([])
+        with ctx as leaves, torch.enable_grad():
+            with GradCAM(model=cap, target_layers=layers) as cam:
+                targets = None if classes is None else [ClassifierOutputTarget(int(k)) for k in classes]
+                maps = cam(input_tensor=x, targets=targets)
+        details = cap.details
+    return np.clip(maps, 0, 1).astype(np.float32), details, list(leaves)
+
+
+def gradcam_from_leaves(scores: torch.Tensor, leaves, size) -> np.ndarray:
+    """Grad-CAM with Grad-CAM's own formula (channel weights = spatial mean of gradients; ReLU of the weighted
+    sum; each layer's map scaled to ``size`` and normalised, then averaged) for a score that depends on
+    target-layer activations already computed (the fusion, which reuses its branches' forward passes)."""
+    grads = torch.autograd.grad(scores.sum(), leaves, retain_graph=True)
+    per_layer = []
+    for act, g in zip(leaves, grads):
+        w = g.mean((2, 3), keepdim=True)
+        cam = F.relu((w * act).sum(1)).detach().cpu().numpy()
+        per_layer.append(scale_cam_image(cam, (size, size)))
+    return np.clip(np.mean(per_layer, 0), 0, 1).astype(np.float32)
+
+
+def normalize_map(m: np.ndarray) -> np.ndarray:
+    lo, hi = float(m.min()), float(m.max())
+    return np.zeros_like(m, dtype=np.float32) if hi - lo < 1e-8 else ((m - lo) / (hi - lo)).astype(np.float32)
+
+
+def resize_maps(maps: torch.Tensor, size: int) -> np.ndarray:
+    """``B x h x w`` tensor -> ``B x size x size`` array, each map normalised to [0, 1]."""
+    up = F.interpolate(maps.detach().float().unsqueeze(1), size=(size, size), mode="bilinear", align_corners=False)
+    return np.stack([normalize_map(m) for m in up[:, 0].cpu().numpy()])
+
+
+def own_attention(attention: dict, size: int) -> np.ndarray:
+    """A model's own attention as ``B x size x size`` in [0, 1] (see the module docstring)."""
+    if "max" in attention:  # DDAMFN
+        return resize_maps(attention["max"], size)
+    stages = [resize_maps(v, size) for k, v in sorted(attention.items()) if k.startswith("stage")]
+    if not stages:
+        raise ValueError(f"no known attention maps in {sorted(attention)}")
+    return np.stack([normalize_map(m) for m in np.mean(stages, 0)])
+
+
+def overlay(crop: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """A heat map over a crop (grayscale or RGB uint8, any size) as an RGB uint8 image at the map's size."""
+    import cv2
+
+    rgb = crop if crop.ndim == 3 else np.repeat(crop[..., None], 3, -1)
+    if rgb.shape[:2] != heat.shape:
+        rgb = cv2.resize(rgb, heat.shape[::-1], interpolation=cv2.INTER_LINEAR)
+    return show_cam_on_image(rgb.astype(np.float32) / 255, heat, use_rgb=True, image_weight=1 - alpha)

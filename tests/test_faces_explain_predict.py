@@ -1,0 +1,202 @@
+"""Faces, explanations and the predict pipeline on the two public-domain photos and the YuNet file."""
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from conftest import ROOT, SHARED
+from fer_core import create_model
+from fer_core.explain import gradcam_with_details, own_attention
+from fer_core.faces import Face, HaarDetector, YuNetDetector, crop_face, detect_faces, make_detector
+from fer_core.images import load_image
+from fer_core.predict import Analyzer, agreement, to_json
+from fer_core.weights import load_weights
+from fixtures import make_weights
+
+PHOTOS = SHARED / "photos"
+YUNET = SHARED / "models" / "face_detection_yunet.onnx"
+HOPPER, ASTRONAUT = PHOTOS / "grace_hopper.jpg", PHOTOS / "astronaut.png"
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return make_weights(tmp_path_factory.mktemp("weights"), tta_flip=True)
+
+
+@pytest.fixture(scope="module")
+def analyzer(weights):
+    models = {k: load_weights(weights / k) for k in ("ddamfn", "resnet_dda", "fusion")}
+    return Analyzer(models, detector=YuNetDetector(YUNET))
+
+
+def test_yunet_and_haar_find_the_faces():
+    rgb = load_image(HOPPER)
+    for det in (YuNetDetector(YUNET), HaarDetector()):
+        d = detect_faces(rgb, det)
+        assert len(d.faces) == 1 and d.detector == det.name
+        x, y, w, h = d.faces[0].box
+        assert 150 < x + w / 2 < 330 and 150 < y + h / 2 < 330  # her face, not the background
+    yd = detect_faces(load_image(ASTRONAUT), YuNetDetector(YUNET))
+    assert len(yd.faces) == 1 and yd.faces[0].landmarks.shape == (5, 2)
+
+
+def test_multi_face_cap_order_and_whole_image():
+    rgb = load_image(HOPPER)
+    face = cv2.resize(rgb[110:340, 170:370], (100, 115))
+    canvas = np.full((260, 1200, 3), 200, np.uint8)
+    for i in range(12):
+        canvas[10 + 20 * (i % 2):125 + 20 * (i % 2), 10 + 98 * i:110 + 98 * i][:] = face[:, :100] if i < 12 else 0
+    d = detect_faces(canvas, YuNetDetector(YUNET), max_faces=10)
+    assert d.found >= 11 and d.capped and len(d.faces) == 10 and "showing the 10 largest" in d.notes[0]
+    xs = [f.box[0] for f in d.faces]
+    assert xs == sorted(xs)
+    blank = np.full((200, 300, 3), 128, np.uint8)
+    assert detect_faces(blank, HaarDetector()).faces == []
+    whole = detect_faces(blank, HaarDetector(), whole_image_if_none=True)
+    assert whole.faces[0].box == (0.0, 0.0, 300.0, 200.0) and whole.detector == "whole image"
+
+
+def test_auto_detector_falls_back_to_haar_with_a_note(monkeypatch, offline_env):
+    monkeypatch.delenv("FER_YUNET_PATH", raising=False)
+    det, note = make_detector("auto")
+    assert det.name == "haar" and "YuNet unavailable" in note
+    monkeypatch.setenv("FER_YUNET_PATH", str(YUNET))
+    assert make_detector("auto")[0].name == "yunet"
+
+
+def test_yunet_through_the_hub_loader(hub, monkeypatch, tmp_path):
+    from fer_core.faces import YUNET_ENTRY, YUNET_FILE, yunet_path
+
+    hub.put(YUNET_ENTRY.hf_hub_id, YUNET_ENTRY.revision, YUNET_FILE, YUNET.read_bytes())
+    monkeypatch.delenv("FER_YUNET_PATH", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    path = yunet_path()
+    assert path.read_bytes() == YUNET.read_bytes() and hub.gets(YUNET_FILE) == 1
+    assert make_detector("yunet")[0].name == "yunet"
+
+
+def test_crop_levels_the_eyes_and_matches_the_config():
+    rgb = load_image(HOPPER)
+    face = detect_faces(rgb, YuNetDetector(YUNET)).faces[0]
+    g = crop_face(rgb, face, {"box_scale": 1.15, "align": "eyes"}, 48, grayscale=True)
+    c = crop_face(rgb, face, {"box_scale": 1.15, "align": "eyes"}, 112, grayscale=False)
+    assert g.shape == (48, 48) and g.dtype == np.uint8 and c.shape == (112, 112, 3)
+    # rotate the photo by 20 degrees: the aligned crop is (nearly) the same as from the upright photo
+    h, w = rgb.shape[:2]
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), 20, 1.0)
+    rot = cv2.warpAffine(rgb, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+    rface = detect_faces(rot, YuNetDetector(YUNET)).faces[0]
+    (rx, ry), (lx, ly) = rface.landmarks[:2]
+    assert abs(np.degrees(np.arctan2(ly - ry, lx - rx)) + 20) < 6
+    aligned = crop_face(rot, rface, {"box_scale": 1.15, "align": "eyes"}, 48, grayscale=True)
+    unaligned = crop_face(rot, Face(rface.box, 1.0, None), {"box_scale": 1.15}, 48, grayscale=True)
+    err = lambda a: np.abs(a.astype(float) - g.astype(float)).mean()  # noqa: E731
+    assert err(aligned) < 0.8 * err(unaligned)  # the box itself also changes with the rotation
+
+
+@pytest.mark.parametrize("name,size", [("ddamfn", 112), ("resnet18_dda", 64)])
+def test_cheap_gradcam_equals_full_gradcam_and_keeps_state(name, size):
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    torch.manual_seed(0)
+    kwargs = {"dda_stages": (4,)} if name != "ddamfn" else {}
+    model = create_model(name, **kwargs)
+    model.train()
+    model.fc.weight.requires_grad_(False)  # an unusual flag, to see that it is restored
+    x = torch.randn(2, 3, size, size)
+    cams, det, _ = gradcam_with_details(model, x, classes=[1, 3])
+    assert model.training and not model.fc.weight.requires_grad and model.fc.bias.requires_grad
+    assert all(p.grad is None for p in model.parameters())
+    model.eval()
+    with GradCAM(model=model, target_layers=model.gradcam_layers()) as cam:
+        full = cam(input_tensor=x, targets=[ClassifierOutputTarget(1), ClassifierOutputTarget(3)])
+    assert cams.shape == (2, size, size) and np.allclose(cams, np.clip(full, 0, 1), atol=1e-4)
+    with torch.no_grad():
+        assert torch.allclose(det["logits"], model(x), atol=1e-5)
+    att = own_attention(det["attention"], 112)
+    assert att.shape == (2, 112, 112) and att.min() >= 0 and att.max() <= 1
+
+
+def test_analyze_photo(analyzer):
+    r = analyzer.analyze(HOPPER)
+    assert r["detector"] == "yunet" and len(r["faces"]) == 1 and analyzer.fusion_reuses
+    f = r["faces"][0]
+    assert set(f["models"]) == {"ddamfn", "resnet_dda", "fusion"}
+    for key, m in f["models"].items():
+        assert abs(sum(m["probs"].values()) - 1) < 1e-3 and m["top"] == max(m["probs"], key=m["probs"].get)
+        for kind in ("gradcam", "attention"):
+            assert m[kind].shape == (112, 112) and 0 <= m[kind].min() and m[kind].max() <= 1, (key, kind)
+        assert f["crops"][key].shape == (112, 112)  # grayscale, what the model saw
+    w = f["models"]["fusion"]["branch_weights"]
+    assert abs(w["ddamfn"] + w["resnet_dda"] - 1) < 1e-3
+    assert set(r["timings_ms"]) >= {"decode", "detect", "crop", "ddamfn", "resnet_dda", "fusion", "total"}
+    assert f["agreement"]["text"]
+    j = json.loads(json.dumps(to_json(r)))  # plain JSON, no arrays
+    assert j["faces"][0]["models"]["fusion"]["branch_weights"] == w and "gradcam" not in j["faces"][0]["models"]["ddamfn"]
+
+
+def test_fusion_reuse_gives_what_the_fusion_model_computes(analyzer):
+    """The fused probabilities from the branches' reused outputs equal a plain run of the fusion model."""
+    r = analyzer.analyze(ASTRONAUT, maps=False)
+    f = r["faces"][0]
+    slot = analyzer.slots["fusion"]
+    crop = f["crops"]["fusion"]
+    rgb = load_image(ASTRONAUT)
+    face = detect_faces(rgb, analyzer.detector).faces[0]
+    g = crop_face(rgb, face, slot.crop, slot.source_size, slot.grayscale)
+    x = analyzer._batch(slot, [g])
+    xf = analyzer._batch(slot, [g], flip=True)
+    with torch.no_grad():
+        logits = (slot.model(x) + slot.model(xf)) / 2
+    p = (logits / slot.temperature).softmax(1)[0]
+    for name, v in f["models"]["fusion"]["probs"].items():
+        assert abs(v - float(p[slot.labels.index(name)])) < 1e-4
+    assert crop.shape == (112, 112)
+
+
+def test_explain_a_chosen_class(analyzer):
+    a = analyzer.analyze(HOPPER, target="fear")["faces"][0]["models"]["ddamfn"]["gradcam"]
+    b = analyzer.analyze(HOPPER, target="happiness")["faces"][0]["models"]["ddamfn"]["gradcam"]
+    assert not np.allclose(a, b)
+
+
+def test_agreement():
+    mk = lambda top, p: {"top": top, "probs": {"happiness": p, "sadness": 1 - p}}  # noqa: E731
+    a = agreement({"a": mk("happiness", 0.9), "b": mk("happiness", 0.9), "c": mk("happiness", 0.9)})
+    assert a["all_agree"] and a["score"] == 1.0 and a["text"] == "All 3 models agree: happiness"
+    b = agreement({"a": mk("happiness", 0.9), "b": mk("sadness", 0.1), "c": mk("happiness", 0.8)})
+    assert not b["all_agree"] and b["votes"] == 2 and b["score"] < 1 and "2 of 3" in b["text"]
+
+
+def test_cli_on_images_folder_and_video(weights, tmp_path):
+    vid = tmp_path / "clip.avi"
+    rgb = load_image(HOPPER)
+    wr = cv2.VideoWriter(str(vid), cv2.VideoWriter_fourcc(*"MJPG"), 10, (rgb.shape[1], rgb.shape[0]))
+    for i in range(6):
+        wr.write(cv2.cvtColor(np.roll(rgb, 3 * i, axis=1), cv2.COLOR_RGB2BGR))
+    wr.release()
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(ASTRONAUT.read_bytes())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    out = tmp_path / "out.json"
+    env = {"FER_WEIGHTS_DIR": str(weights), "HF_HUB_OFFLINE": "1", "FER_YUNET_PATH": str(YUNET), "PATH": "/usr/bin"}
+    r = subprocess.run([sys.executable, "-m", "fer_core.predict", str(HOPPER), str(folder), str(vid), "--every", "2",
+                        "--json", str(out), "--csv", str(tmp_path / "out.csv")], cwd=ROOT, capture_output=True,
+                       text=True, env=env, timeout=300)
+    assert r.returncode == 1, r.stderr  # one input was not an image
+    recs = json.loads(out.read_text())
+    assert [rec.get("frame") for rec in recs if rec["file"] == str(vid)] == [0, 2, 4]
+    assert any("error" in rec and rec["file"].endswith("broken.jpg") for rec in recs)
+    assert "broken.jpg" in r.stderr
+    ok = [rec for rec in recs if "faces" in rec]
+    assert len(ok) == 5 and all(len(rec["faces"]) == 1 for rec in ok)
+    rows = (tmp_path / "out.csv").read_text().splitlines()
+    assert rows[0] == "file,frame,face,model,top,confidence" and len(rows) == 1 + 5 * 3
