@@ -1,0 +1,30 @@
+"""Spaces entry point: load the models once, build the demo from demo/, launch it."""
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import torch  # noqa: E402
+
+from demo import build_demo  # noqa: E402
+from fer_core.predict import Analyzer  # noqa: E402
+from fer_core.weights import WeightsError  # noqa: E402
+
+torch.set_num_threads(int(os.environ.get("FER_THREADS", "2")))
+
+
+def load_analyzer():
+    try:
+        return Analyzer.from_pretrained(detector=os.environ.get("FER_DETECTOR", "auto")), None
+    except WeightsError as e:
+        return None, (f"{e}\n\nNo trained weights are available yet: train them with train_scripts/train.py "
+                      "(README: Training) or set FER_WEIGHTS_DIR to a folder with ddamfn/, resnet_dda/, fusion/.")
+
+
+analyzer, load_error = load_analyzer()
+demo = build_demo(analyzer, load_error)
+demo.queue(max_size=int(os.environ.get("FER_QUEUE_SIZE", "32")), default_concurrency_limit=2)
+
+if __name__ == "__main__":
+    demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+                server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), show_error=True,
+                max_file_size="25mb")
