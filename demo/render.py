@@ -1,6 +1,12 @@
 """Drawing for the UI: numbered face boxes, heat-map overlays, label dictionaries, short texts."""
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
+import time
+from pathlib import Path
+
 import cv2
 import numpy as np
 
@@ -35,7 +41,7 @@ def model_views(face: dict, key: str):
     crop = face["crops"][key]
     if "gradcam" not in m:
         return None, None
-    return overlay(crop, m["gradcam"]), overlay(crop, m["attention"])
+    return to_file(overlay(crop, m["gradcam"])), to_file(overlay(crop, m["attention"]))
 
 
 def label_dict(face: dict, key: str) -> dict:
@@ -56,3 +62,44 @@ def timings_text(result: dict) -> str:
     t = result.get("timings_ms", {})
     parts = [f"{k} {v:.0f} ms" for k, v in t.items() if k != "total"]
     return f"**{t.get('total', 0):.0f} ms** in all ({', '.join(parts)}); detector: {result.get('detector')}"
+
+
+OUT_DIR = Path(tempfile.gettempdir()) / f"fer_demo_{os.getpid()}"
+MAX_AGE_S = 3600
+
+
+def to_file(img: np.ndarray | None) -> str | None:
+    """Write an RGB/gray uint8 image as a PNG named by its content (atomically) and return the path.
+
+    Gradio saves returned arrays by rewriting one content-addressed file in place, so concurrent requests with
+    identical outputs can read it half-written; a returned path is copied into its cache once, atomically."""
+    if img is None:
+        return None
+    ok, buf = cv2.imencode(".png", img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("could not encode an output image")
+    data = buf.tobytes()
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    path = OUT_DIR / f"{hashlib.sha1(data).hexdigest()}.png"
+    if not path.exists():
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        _prune()
+    return str(path)
+
+
+_last_prune = [0.0]
+
+
+def _prune():
+    now = time.time()
+    if now - _last_prune[0] < 60:
+        return
+    _last_prune[0] = now
+    for p in OUT_DIR.glob("*.png"):
+        try:
+            if now - p.stat().st_mtime > MAX_AGE_S:
+                p.unlink()
+        except OSError:
+            pass

@@ -10,7 +10,7 @@ import numpy as np
 from fer_core.images import ImageInputError, load_image
 from fer_core.predict import DISPLAY_NAMES, MODEL_KEYS, Analyzer, to_json
 
-from .render import branch_text, draw_faces, label_dict, model_views, timings_text
+from .render import branch_text, draw_faces, label_dict, model_views, timings_text, to_file
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 PREDICTED = "predicted class"
@@ -50,7 +50,7 @@ def _face_outputs(result: dict, rgb: np.ndarray | None, index: int):
             outs += [label_dict(f, key), cam, att]
         else:
             outs += [None, None, None]
-    crops = [(_rgb(f["crops"][k]), f"{DISPLAY_NAMES[k]} input") for k in MODEL_KEYS if k in f["crops"]]
+    crops = [(to_file(_rgb(f["crops"][k])), f"{DISPLAY_NAMES[k]} input") for k in MODEL_KEYS if k in f["crops"]]
     agree = f["agreement"]
     line = f"### Face {f['index']}: {agree['text']} (agreement {agree['score']:.2f})"
     return [line, *outs, branch_text(f) if "fusion" in f["models"] else "", crops]
@@ -75,14 +75,14 @@ def build_demo(analyzer: Analyzer | None, load_error: str | None = None) -> gr.B
         if not result["faces"]:
             msg = " ".join(result["notes"])
             empty = [None] * (3 * len(MODEL_KEYS))
-            return [rgb, gr.update(choices=[], value=None), f"### {msg}", *empty, "", [], timings_text(result),
+            return [to_file(rgb), gr.update(choices=[], value=None), f"### {msg}", *empty, "", [], timings_text(result),
                     data, None]
         choices = [str(f["index"]) for f in result["faces"]]
         notes = "".join(f"\n\n*{n}*" for n in result["notes"])
         per_face = _face_outputs(result, rgb, 1)
         per_face[0] += notes
         state = {"result": result, "rgb": rgb}
-        return [draw_faces(rgb, result, 1), gr.update(choices=choices, value="1"), *per_face,
+        return [to_file(draw_faces(rgb, result, 1)), gr.update(choices=choices, value="1"), *per_face,
                 timings_text(result), data, state]
 
     def select_face(choice, state):
@@ -90,7 +90,7 @@ def build_demo(analyzer: Analyzer | None, load_error: str | None = None) -> gr.B
             return [gr.skip()] * (2 + 3 * len(MODEL_KEYS) + 2)
         idx = int(choice)
         per_face = _face_outputs(state["result"], state["rgb"], idx)
-        return [draw_faces(state["rgb"], state["result"], idx), *per_face]
+        return [to_file(draw_faces(state["rgb"], state["result"], idx)), *per_face]
 
     def live(frame, maps: bool):
         if analyzer is None or frame is None:
@@ -107,15 +107,16 @@ def build_demo(analyzer: Analyzer | None, load_error: str | None = None) -> gr.B
         return [draw_faces(frame, result, 1), *[label_dict(f, k) if k in f["models"] else None for k in MODEL_KEYS],
                 f"**{f['agreement']['text']}**", f"{fps:.1f} results/s ({result['timings_ms']['total']:.0f} ms)"]
 
-    with gr.Blocks(title="Facial expressions: DDAMFN, ResNet+DDA, fusion") as demo:
+    with gr.Blocks(title="Facial expressions: DDAMFN, ResNet+DDA, fusion", delete_cache=(900, 3600)) as demo:
         gr.Markdown(INTRO)
         if analyzer is None:
             gr.Markdown(f"> **The models could not be loaded.** {load_error}")
         with gr.Tab("Photo"):
             with gr.Row():
                 with gr.Column():
-                    image = SafeImage(label="Photo", type="filepath", sources=["upload", "webcam", "clipboard"],
-                                      height=360)
+                    image = SafeImage(label="Photo", type="filepath", image_mode=None,
+                                      sources=["upload", "webcam", "clipboard"], height=360,
+                                      elem_id="photo-input")
                     with gr.Row():
                         whole = gr.Checkbox(label="No face found: treat the whole image as one face", value=False)
                         explain = gr.Dropdown([PREDICTED] + labels, value=PREDICTED, label="Grad-CAM explains")

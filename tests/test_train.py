@@ -109,3 +109,22 @@ def test_evaluate_json_on_folder_and_ferplus(ferplus, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     rep = json.loads((tmp_path / "fp.json").read_text())
     assert rep["n"] == 16 and rep["classes_only_in_model"] == [] and rep["classes_only_in_dataset"] == []
+
+
+@pytest.mark.parametrize("mode", ["attention", "late"])
+def test_fusion_trains_only_its_own_part(ferplus, tmp_path, mode):
+    from fixtures import make_weights
+
+    weights = make_weights(tmp_path / "w")
+    out = tmp_path / f"fusion_{mode}"
+    _run(["--model", "fusion", "--fusion-mode", mode, "--branch-a", str(weights / "ddamfn"), "--branch-b",
+          str(weights / "resnet_dda"), "--data", f"ferplus:{ferplus}", "--epochs", "1", "--batch-size", "8",
+          "--lr", "0.05", "--no-tta-flip", "--out", str(out)])
+    fused = load_file(str(out / "export" / "model.safetensors"))
+    for prefix, name in (("branch_a.", "ddamfn"), ("branch_b.", "resnet_dda")):
+        branch = load_file(str(weights / name / "model.safetensors"))
+        assert all(torch.equal(fused[prefix + k], v) for k, v in branch.items()), f"{name} changed"
+    cfg = json.loads((out / "export" / "config.json").read_text())
+    assert cfg["model_args"]["mode"] == mode and "frozen" in cfg["provenance"]["init"]
+    if mode == "attention":
+        assert not torch.equal(fused["head.weight"], torch.zeros_like(fused["head.weight"]))  # it learned

@@ -49,6 +49,7 @@ class FusionNet(nn.Module):
         if mode not in MODES:
             raise ValueError(f"fusion mode must be one of {MODES}, got {mode!r}")
         self.mode, self.num_classes, self.fusion_dim = mode, num_classes, fusion_dim
+        self.arch_name = "fusion"  # also when built directly (from_branches), not through create_model
         branches = []
         for b, args in ((branch_a, branch_a_args), (branch_b, branch_b_args)):
             if isinstance(b, str):

@@ -118,6 +118,9 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
     return create_model(cfg.model, **dict(dict(num_classes=num_classes), **cfg.model_args))
 
 
+METRIC_FIELDS = ["epoch", "step", "train_loss", "train_acc", "val_acc", "val_bacc", "lr", "img_per_s", "elapsed_s"]
+
+
 class TrainStep(nn.Module):
     """What DDP wraps: one forward that returns the logits and, for DDAMFN, the heads' maps."""
 
@@ -230,6 +233,17 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
         raise ValueError(f"{len(images)} training images cannot fill one batch of {cfg.batch_size}")
 
     params = [p for p in model.parameters() if p.requires_grad]
+    if not params:  # late fusion: nothing to learn, only to measure
+        if main:
+            print("no trainable parameters (late fusion): evaluating and exporting only", flush=True)
+            logits = predict_logits(model, torch.from_numpy(val_ds.images).to(device), size, IMAGENET_MEAN,
+                                    IMAGENET_STD, cfg.tta_flip).cpu()
+            acc = float((logits.argmax(1).numpy() == val_ds.labels).mean())
+            save_checkpoint(out / "best.pt", {"model": model.state_dict(), "best": {"accuracy": acc, "epoch": 0}})
+            _truncate_csv(out / "metrics.csv", 0, METRIC_FIELDS)
+            return _finish(cfg, out, model, labels, torch.from_numpy(val_ds.images).to(device), val_ds.labels, size,
+                           None, False, argv, device, t_start, train_ds.grayscale, int(train_ds.images.shape[1]))
+        return {}
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -276,7 +290,7 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
         print(f"--resume: no checkpoint at {ckpt_path}, starting fresh", flush=True)
 
     metrics_csv = out / "metrics.csv"
-    fields = ["epoch", "step", "train_loss", "train_acc", "val_acc", "val_bacc", "lr", "img_per_s", "elapsed_s"]
+    fields = METRIC_FIELDS
     writer = None
     if main:
         _truncate_csv(metrics_csv, csv_rows, fields)

@@ -13,6 +13,8 @@ import numpy as np  # noqa: E402
 
 def plot_curves(metrics_csv, out_png) -> Path:
     rows = list(csv.DictReader(open(metrics_csv)))
+    if not rows:
+        return None
     ep = [float(r["epoch"]) for r in rows]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     a.plot(ep, [float(r["train_loss"]) for r in rows], label="train loss")

@@ -1,0 +1,132 @@
+"""CPU latency per face, all three models with both maps (Grad-CAM + own attention), 2 threads:
+our pipeline (fer_core.predict.Analyzer: one forward per branch serving logits, own attention and a cheap
+Grad-CAM; the fusion reusing the branches' features) against a naive baseline in the same process (the three
+models run independently, each with a default full-backward Grad-CAM from the grad-cam package and its own
+forward for the attention maps; the fusion runs both branches again). Both include decoding, face detection and
+cropping of the same photo.
+
+    python bench/cpu_latency.py --json bench_cpu.json
+    python bench/cpu_latency.py --weights-dir weights          # the shipped models (default: their
+                                                               # architectures, untrained: same compute)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from pytorch_grad_cam import GradCAM  # noqa: E402
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
+
+from fer_core import create_model, load_weights  # noqa: E402
+from fer_core.data.augment import eval_transform  # noqa: E402
+from fer_core.explain import own_attention  # noqa: E402
+from fer_core.faces import YuNetDetector, crop_face, detect_faces, make_detector  # noqa: E402
+from fer_core.images import load_image  # noqa: E402
+from fer_core.predict import Analyzer  # noqa: E402
+from fer_core.weights import build_config  # noqa: E402
+
+
+def build_models(a):
+    if a.weights_dir:
+        return {k: load_weights(Path(a.weights_dir) / k) for k in ("ddamfn", "resnet_dda", "fusion")}
+    torch.manual_seed(0)
+    ddamfn = create_model("ddamfn").eval()
+    resnet = create_model(a.resnet, **json.loads(a.resnet_args)).eval()
+    fusion = create_model("fusion", branch_a=ddamfn, branch_b=resnet,
+                          branch_input_sizes=[(112, 112), (a.resnet_size, a.resnet_size)]).eval()
+    models = {"ddamfn": ddamfn, "resnet_dda": resnet, "fusion": fusion}
+    sizes = {"ddamfn": 112, "resnet_dda": a.resnet_size, "fusion": a.resnet_size}
+    for k, m in models.items():
+        m.pretrained_cfg = build_config(m, label_set="ferplus", input_size=(3, sizes[k], sizes[k]))
+        m.temperature = 1.0
+    return models
+
+
+def naive(models, rgb, detector):
+    """Each model on its own: forward for the attention maps, then a full-backward Grad-CAM."""
+    det = detect_faces(rgb, detector)
+    for m in models.values():  # as a model loaded for training-style use: every parameter requires grad
+        for p in m.parameters():
+            p.requires_grad_(True)
+    for key, m in models.items():
+        cfg = m.pretrained_cfg
+        size = cfg["input_size"][1]
+        crops = [crop_face(rgb, f, cfg["crop"], cfg["crop"]["source_size"], cfg["grayscale"]) for f in det.faces]
+        x = eval_transform(torch.from_numpy(np.stack(crops)), size, cfg["mean"], cfg["std"])
+        with torch.no_grad():
+            out = m.forward_details(x)
+            probs = (out["logits"] / m.temperature).softmax(1)
+        if key != "fusion":
+            own_attention(out["attention"], size)
+        with GradCAM(model=m, target_layers=m.gradcam_layers()) as cam:
+            cam(input_tensor=x, targets=[ClassifierOutputTarget(int(k)) for k in probs.argmax(1)])
+        for p in m.parameters():
+            p.grad = None
+
+
+def measure(fn, n, warmup=2):
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        ts.append((time.perf_counter() - t0) * 1000)
+    return ts
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="CPU latency per face: our pipeline vs a naive baseline.")
+    ap.add_argument("--photo", default=str(ROOT / "demo/examples/grace_hopper.jpg"))
+    ap.add_argument("--weights-dir", default=None)
+    ap.add_argument("--resnet", default="resnet18_dda")
+    ap.add_argument("--resnet-size", type=int, default=112)
+    ap.add_argument("--resnet-args", default="{}", help='JSON, e.g. \'{"dda_stages": [3, 4]}\'')
+    ap.add_argument("--yunet", default=str(ROOT.parent / "shared/models/face_detection_yunet.onnx"))
+    ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    models = build_models(a)
+    detector = YuNetDetector(a.yunet) if Path(a.yunet).exists() else make_detector("auto")[0]
+    rgb = load_image(a.photo)
+    analyzer = Analyzer(models, detector=detector)
+    stages = []
+
+    def ours():
+        stages.append(analyzer.analyze(rgb, maps=True)["timings_ms"])
+
+    ours_ms = measure(ours, a.runs)
+    live_ms = measure(lambda: analyzer.analyze(rgb, maps=False), a.runs)
+    naive_ms = measure(lambda: naive(models, rgb, detector), max(5, a.runs // 3))
+    res = {
+        "device": f"cpu, {a.threads} threads", "date": time.strftime("%Y-%m-%d"), "detector": detector.name,
+        "models": {k: {"architecture": m.arch_name, "args": m.pretrained_cfg["model_args"] if k != "fusion" else
+                       {"mode": m.mode}, "input": m.pretrained_cfg["input_size"][1]} for k, m in models.items()},
+        "faces": len(analyzer.analyze(rgb, maps=False)["faces"]),
+        "ours_p50_ms": float(np.median(ours_ms)), "ours_p95_ms": float(np.percentile(ours_ms, 95)),
+        "naive_p50_ms": float(np.median(naive_ms)),
+        "live_no_maps_p50_ms": float(np.median(live_ms)),
+        "stages_p50_ms": {k: float(np.median([s[k] for s in stages[2:]])) for k in stages[-1]},
+    }
+    res["ratio"] = res["naive_p50_ms"] / res["ours_p50_ms"]
+    res["live_results_per_s"] = 1000 / res["live_no_maps_p50_ms"]
+    print(f"ours p50 {res['ours_p50_ms']:.0f} ms (p95 {res['ours_p95_ms']:.0f}), naive p50 {res['naive_p50_ms']:.0f} ms: "
+          f"{res['ratio']:.2f}x faster; live (no maps) {res['live_no_maps_p50_ms']:.0f} ms = "
+          f"{res['live_results_per_s']:.1f} results/s; stages {res['stages_p50_ms']}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=2))
+    return res
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Load test: N concurrent gradio_client clients x M requests against a local app (started here unless --url).
+
+Checks: no errors, the queue stays bounded (the app's queue max_size), the server's memory stays flat; prints
+p50 / p95 latency. Traffic goes to 127.0.0.1 only.
+
+    python bench/load_test.py --clients 20 --requests 25 --json load.json
+    python bench/load_test.py --url http://127.0.0.1:7860 --clients 4 --requests 5
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def start_app(weights_dir: str | None):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", HF_HUB_OFFLINE="1")
+    if weights_dir:
+        env["FER_WEIGHTS_DIR"] = weights_dir
+    yunet = ROOT.parent / "shared/models/face_detection_yunet.onnx"
+    if yunet.exists():
+        env.setdefault("FER_YUNET_PATH", str(yunet))
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("the app did not start")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Concurrent gradio_client load against a local app.")
+    ap.add_argument("--url", default=None)
+    ap.add_argument("--weights-dir", default=None, help="FER_WEIGHTS_DIR for the app started here")
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--requests", type=int, default=25)
+    ap.add_argument("--photo", default=str(ROOT / "demo/examples/grace_hopper.jpg"))
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    from gradio_client import Client, handle_file
+
+    proc, url, tmp = None, a.url, None
+    if url is None:
+        if a.weights_dir is None and not (ROOT / "weights" / "ddamfn" / "config.json").exists():
+            sys.path.insert(0, str(ROOT / "tests"))
+            from fixtures import make_weights
+
+            tmp = tempfile.mkdtemp()
+            a.weights_dir = str(make_weights(Path(tmp)))
+            print(f"no shipped weights: using untrained test weights in {a.weights_dir}")
+        proc, url = start_app(a.weights_dir)
+    mem, stop = [], threading.Event()
+
+    def sample():
+        while not stop.is_set() and proc is not None:
+            mem.append(rss_mb(proc.pid))
+            time.sleep(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    lat, errors, lock = [], [], threading.Lock()
+
+    def client_run(i):
+        client = Client(url, verbose=False)
+        for _ in range(a.requests):
+            t0 = time.perf_counter()
+            try:
+                out = client.predict(handle_file(a.photo), api_name="/predict")
+                ok = any(isinstance(o, dict) and o.get("faces") for o in out)
+                with lock:
+                    lat.append(time.perf_counter() - t0)
+                    if not ok:
+                        errors.append("no faces in the answer")
+            except Exception as e:  # noqa: BLE001
+                with lock:
+                    errors.append(f"{type(e).__name__}: {e}")
+
+    t0 = time.time()
+    try:
+        with ThreadPoolExecutor(a.clients) as pool:
+            list(pool.map(client_run, range(a.clients)))
+    finally:
+        wall = time.time() - t0
+        stop.set()
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+    lat_ms = np.array(lat) * 1000
+    res = {"clients": a.clients, "requests_each": a.requests, "completed": len(lat), "errors": len(errors),
+           "error_examples": errors[:5], "p50_ms": float(np.median(lat_ms)) if len(lat) else None,
+           "p95_ms": float(np.percentile(lat_ms, 95)) if len(lat) else None, "wall_s": round(wall, 1),
+           "throughput_per_s": round(len(lat) / wall, 2)}
+    if mem:  # after warm-up (the first quarter), the second quarter against the last
+        q = max(1, len(mem) // 4)
+        res.update(rss_first_mb=round(float(mem[0]), 1), rss_second_quarter_mb=round(float(np.median(mem[q:2 * q])), 1),
+                   rss_last_quarter_mb=round(float(np.median(mem[-q:])), 1), rss_max_mb=round(max(mem), 1))
+    print(json.dumps(res, indent=2))
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=2))
+    return res
+
+
+if __name__ == "__main__":
+    main()
