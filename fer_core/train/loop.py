@@ -310,7 +310,10 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
             "scaler": scaler.state_dict(), "ema": ema.state_dict() if ema is not None else None,
             "epoch": epoch, "step": step, "best": best, "csv_rows": csv_rows, "epoch_stats": stats,
             "rng": {"torch": torch.get_rng_state()}, "config": json.dumps(asdict(cfg), default=str)})
-        (out / (name.replace(".pt", ".json"))).write_text(json.dumps({"epoch": epoch, "step": step}))
+        marker = out / name.replace(".pt", ".json")  # where the checkpoint stands, for people and tools
+        tmp = marker.with_name(marker.name + ".tmp")
+        tmp.write_text(json.dumps({"epoch": epoch, "step": step}))
+        os.replace(tmp, marker)
 
     eval_model = ema.module if ema is not None else model
     val_t = None
