@@ -97,7 +97,10 @@ def gradcam_with_details(model, x: torch.Tensor, classes=None, cheap: bool = Tru
             with GradCAM(model=cap, target_layers=layers) as cam:
                 targets = None if classes is None else [ClassifierOutputTarget(int(k)) for k in classes]
                 maps = cam(input_tensor=x, targets=targets)
-        details = cap.details
+        # Grad-CAM's gradient hooks live in the retained autograd graph and point back (through its
+        # ActivationsAndGradients) at ``cap``: drop cap's reference to the outputs, or that cycle through
+        # C++ graph nodes, which Python's garbage collector cannot see, would keep every request alive.
+        details, cap.details = cap.details, None
     return np.clip(maps, 0, 1).astype(np.float32), details, list(leaves)
 
 

@@ -20,7 +20,8 @@ from .registry import register_model
 
 
 class CoordAtt(nn.Module):
-    """Coordinate attention (Hou et al. 2021) as used inside MixedFeatureNet's mix blocks."""
+    """Coordinate attention (Hou et al. 2021) as used inside MixedFeatureNet's mix blocks: average-pool along
+    each direction, a shared 1x1 conv + BN + h-swish, then one 1x1 conv + sigmoid per direction."""
 
     def __init__(self, channels: int, reduction: int = 32):
         super().__init__()
@@ -31,14 +32,15 @@ class CoordAtt(nn.Module):
         self.conv2 = nn.Conv2d(mid, channels, 1)
         self.conv3 = nn.Conv2d(mid, channels, 1)
 
-    def forward(self, x):
-        h, w = x.shape[-2:]
-        x_h = x.mean(dim=3, keepdim=True)  # C x H x 1
-        x_w = x.mean(dim=2, keepdim=True).transpose(2, 3)  # C x W x 1
+    def directional_maps(self, x_h, x_w):
+        """From the C x H x 1 and C x W x 1 summaries, the two sigmoid maps (C x H x 1, C x 1 x W)."""
+        h = x_h.shape[2]
         y = self.act(self.bn1(self.conv1(torch.cat([x_h, x_w], dim=2))))
-        y_h, y_w = torch.split(y, [h, w], dim=2)
-        a_h = self.conv2(y_h).sigmoid()
-        a_w = self.conv3(y_w.transpose(2, 3)).sigmoid()
+        y_h, y_w = torch.split(y, [h, y.shape[2] - h], dim=2)
+        return self.conv2(y_h).sigmoid(), self.conv3(y_w.transpose(2, 3)).sigmoid()
+
+    def forward(self, x):
+        a_h, a_w = self.directional_maps(x.mean(dim=3, keepdim=True), x.mean(dim=2, keepdim=True).transpose(2, 3))
         return x * a_w * a_h
 
 
@@ -99,29 +101,18 @@ def mixed_feature_net() -> nn.Sequential:
     )
 
 
-class DualDirectionAttention(nn.Module):
-    """One DDA head: learned 1x7 / 7x1 depthwise "linear" pooling in place of coordinate attention's averages."""
+class DualDirectionAttention(CoordAtt):
+    """One DDA head: learned 1x7 / 7x1 depthwise "linear" pooling (ConvBN) in place of coordinate attention's
+    averages; returns the map ``a_w * a_h`` (C x H x W in (0, 1)) instead of applying it."""
 
     def __init__(self, channels=512, size=7, reduction=32):
-        super().__init__()
-        mid = max(8, channels // reduction)
+        super().__init__(channels, reduction)
         self.Linear_h = ConvBN(channels, channels, (1, size), groups=channels)  # -> C x H x 1
         self.Linear_w = ConvBN(channels, channels, (size, 1), groups=channels)  # -> C x 1 x W
-        self.conv1 = nn.Conv2d(channels, mid, 1)
-        self.bn1 = nn.BatchNorm2d(mid)
-        self.relu = nn.Hardswish()
-        self.conv2 = nn.Conv2d(mid, channels, 1)
-        self.conv3 = nn.Conv2d(mid, channels, 1)
 
     def forward(self, x):
-        h, w = x.shape[-2:]
-        x_h = self.Linear_h(x)
-        x_w = self.Linear_w(x).transpose(2, 3)
-        y = self.relu(self.bn1(self.conv1(torch.cat([x_h, x_w], dim=2))))
-        y_h, y_w = torch.split(y, [h, w], dim=2)
-        a_h = self.conv2(y_h).sigmoid()
-        a_w = self.conv3(y_w.transpose(2, 3)).sigmoid()
-        return a_w * a_h  # C x H x W in (0, 1)
+        a_h, a_w = self.directional_maps(self.Linear_h(x), self.Linear_w(x).transpose(2, 3))
+        return a_w * a_h
 
 
 class AttentionHead(nn.Module):
