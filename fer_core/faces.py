@@ -24,10 +24,10 @@ import numpy as np
 
 from .pretrained import PretrainedEntry
 
-YUNET_ENTRY = PretrainedEntry(
-    "yunet", "yunet", "fer-attention/face-detection-yunet", "v1", "face_detection_yunet.onnx",
-    sha256="ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0")
-YUNET_FILE = "face_detection_yunet.onnx"
+# OpenCV's own Hub repo of the model (MIT). Its commit and the file's sha256 could not be read from this
+# project's offline build machine: pin both here (revision=<commit>, sha256=...) once checked online.
+YUNET_ENTRY = PretrainedEntry("yunet", "yunet", "opencv/face_detection_yunet", "main", "face_detection_yunet.onnx")
+YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 
 
 @dataclass
