@@ -285,11 +285,12 @@ def download_files(entry: PretrainedEntry, filenames, *, endpoint: str | None = 
     cache_dir = cache_dir or os.environ.get("HF_HUB_CACHE") or None
     timeout = _hub_timeout()
     local_only = constants.HF_HUB_OFFLINE = _offline()
+    why = "HF_HUB_OFFLINE is set" if local_only else ""
     if not local_only:
         try:
             _probe(endpoint, entry, filenames[0], timeout)
-        except HubUnavailable:
-            local_only = True  # a cached copy may still be there
+        except HubUnavailable as e:
+            local_only, why = True, str(e)  # a cached copy may still be there
     paths = []
     for fname in filenames:
         try:
@@ -297,8 +298,10 @@ def download_files(entry: PretrainedEntry, filenames, *, endpoint: str | None = 
                                               cache_dir=cache_dir, etag_timeout=timeout,
                                               local_files_only=local_only)))
         except Exception as e:  # huggingface_hub raises many types: not found, offline, HTTP, OS
-            how = "in the local Hub cache" if local_only else f"on {endpoint}"
-            raise HubUnavailable(f"{entry.hf_hub_id}@{entry.revision}/{fname} not available {how} "
+            where = f"{entry.hf_hub_id}@{entry.revision}/{fname}"
+            if local_only:
+                raise HubUnavailable(f"{where} is not in the local Hub cache and the Hub is not used ({why})") from None
+            raise HubUnavailable(f"{where} not available on {endpoint} "
                                  f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
     return paths
 
