@@ -1,7 +1,6 @@
 """Small building blocks shared by the model families (names follow the reference code's attribute names)."""
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 

@@ -17,7 +17,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -26,7 +25,6 @@ from tqdm.auto import tqdm
 
 from ..data import load_cache, read_dataset
 from ..data.augment import AugmentConfig, GpuAugment
-from ..labels import get_label_set
 from ..models import attention_loss, create_model, get_entry
 from ..models.fusion import FusionNet
 from ..models.registry import IMAGENET_MEAN, IMAGENET_STD
