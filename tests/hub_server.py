@@ -2,11 +2,15 @@
 
 It serves ``HEAD`` / ``GET /{repo_id}/resolve/{revision}/{filename}`` from files put into it, with the headers
 ``huggingface_hub`` reads: ``X-Repo-Commit``, ``ETag`` (the sha256 for large files, like the Hub's LFS files),
-``Content-Length``; unknown files get 404 with ``X-Error-Code: EntryNotFound``. Every request is logged.
+``Content-Length``; unknown files get 404 with ``X-Error-Code: EntryNotFound``. For publishing it answers the
+calls ``HfApi.create_repo`` / ``upload_folder`` / ``create_tag`` make (repo creation, YAML validation,
+pre-upload, where every file is a "regular" upload, the NDJSON commit, tags). Every request is logged.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -16,6 +20,7 @@ class HubStandIn:
         self.files: dict[tuple[str, str, str], bytes] = {}
         self.commits: dict[tuple[str, str], str] = {}
         self.log: list[tuple[str, str]] = []
+        self.repos: set[str] = set()
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -45,6 +50,52 @@ class HubStandIn:
                 self.send_header("X-Error-Code", err)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+
+            def _json(self, obj, code=200):
+                body = json.dumps(obj).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                hub.log.append(("POST", self.path))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                path = self.path.split("?")[0]
+                parts = path.strip("/").split("/")
+                if path == "/api/repos/create":
+                    req = json.loads(body)
+                    repo = f"{req['organization']}/{req['name']}" if req.get("organization") else req["name"]
+                    hub.repos.add(repo)
+                    return self._json({"url": f"{hub.url}/{repo}", "name": repo})
+                if path == "/api/validate-yaml":
+                    return self._json({"errors": [], "warnings": []})
+                if len(parts) >= 6 and parts[0] == "api" and parts[1] == "models":
+                    repo, action, rev = f"{parts[2]}/{parts[3]}", parts[4], "/".join(parts[5:])
+                    if action == "preupload":
+                        files = json.loads(body)["files"]
+                        return self._json({"files": [{"path": f["path"], "uploadMode": "regular",
+                                                      "shouldIgnore": False} for f in files]})
+                    if action == "commit":
+                        sha = hashlib.sha1(body).hexdigest()
+                        for line in body.decode().splitlines():
+                            item = json.loads(line)
+                            if item["key"] == "file":
+                                data = base64.b64decode(item["value"]["content"])
+                                for r in (rev, sha):
+                                    hub.put(repo, r, item["value"]["path"], data)
+                        hub.commits[(repo, rev)] = hub.commits[(repo, sha)] = sha
+                        return self._json({"commitUrl": f"{hub.url}/{repo}/commit/{sha}", "commitOid": sha,
+                                           "pullRequestUrl": None})
+                    if action == "tag":
+                        tag = json.loads(body)["tag"]
+                        for (r, v, f), data in list(hub.files.items()):
+                            if r == repo and v == rev:
+                                hub.put(repo, tag, f, data)
+                        hub.commits[(repo, tag)] = hub.commits[(repo, rev)]
+                        return self._json({})
+                return self._error(404, "RepoNotFound")
 
             def do_HEAD(self):
                 self._serve(False)

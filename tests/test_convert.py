@@ -82,3 +82,29 @@ def test_push_to_hub_dry_run(tmp_path):
     assert "dry run: nothing uploaded" in r.stdout
     card = (folder / "README.md").read_text()
     assert card.startswith("---\n") and "trained by the DDAMFN authors" in card and "from scratch" not in card
+
+
+def test_push_to_hub_then_load_pretrained(hub, tmp_path, monkeypatch):
+    """Publish a weights folder to the local Hub stand-in, then load it back by name through the pinned tag."""
+    sys.path.insert(0, str(ROOT / "train_scripts"))
+    import push_to_hub
+
+    from fer_core import load_pretrained
+
+    torch.manual_seed(0)
+    pth = tmp_path / "a.pth"
+    torch.save(official_state_dict(create_model("ddamfn", num_classes=7)), pth)
+    folder = convert_checkpoint(pth, tmp_path / "ddamfn")
+    monkeypatch.setenv("HF_TOKEN", "hf_local_test_token")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert push_to_hub.main([str(folder), "--endpoint", hub.url]) == 0
+    assert ("POST", "/api/repos/create") in hub.log
+    assert hub.files[("fer-attention/ddamfn-ferplus", "v1", "model.safetensors")] == (folder / "model.safetensors").read_bytes()
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FER_WEIGHTS_DIR", str(tmp_path / "none"))
+    loaded = load_pretrained("ddamfn")
+    x = torch.randn(1, 3, 112, 112)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), load_weights(folder)(x))
+    assert "README.md" in {f for (r, v, f) in hub.files if v == "v1"}
