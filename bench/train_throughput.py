@@ -1,19 +1,24 @@
 """Training throughput, end to end (data, augmentation, forward, backward, step), measured in one run:
 
-* **reference**: the way the reference repos train: torchvision ImageFolder over PNG files, PIL transforms in
-  DataLoader workers (resize, flip, p=0.2 rotation + padded crop, normalise, random erasing), fp32;
-* **ours**: fer_core's trainer (``fer_core.train.train``: data resident on the device as uint8, batched device
-  augmentation, bf16 autocast + channels_last on CUDA, optional torch.compile), timed over its second epoch;
-* **model only**: the same model, precision and layout on a fixed random batch already on the device (the ceiling).
+* **reference**: the way the seed repositories train: torchvision ImageFolder over PNG files, PIL transforms in
+  DataLoader workers (resize, flip, p=0.2 rotation + padded crop, normalise, random erasing), fp32, at the seeds'
+  input size (DDAMFN 112, ResNet+DDA 224), the same network as ours;
+* **ours**: fer_core's trainer (``fer_core.train.train``) at each shipped configuration (input size, precision,
+  memory format, compile as the shipped weights were trained): data resident as uint8, batched augmentation,
+  bf16 autocast where the CPU computes bf16 natively; timed over its second epoch;
+* **model only**: the same network, size, precision and layout as ours on a fixed random batch (the ceiling).
 
-    python bench/train_throughput.py --json bench_train.json                        # CPU here, GPU if present
-    python bench/train_throughput.py --steps 50 --compile --json out.json           # on a GPU
+``ratio_vs_reference`` = ours / reference, per case, in images per second.
+
+    python bench/train_throughput.py --json bench_train.json                # CPU (all cores), or GPU if present
+    python bench/train_throughput.py --threads 1 --cases ddamfn             # one core, one case
 
 FER2013 class folders serve both loops (the same 48x48 pixels as FER+); pass --image-folder to point elsewhere.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import sys
@@ -32,13 +37,19 @@ from torchvision import transforms as T  # noqa: E402
 from fer_core import create_model  # noqa: E402
 from fer_core.data import read_image_folder, save_cache  # noqa: E402
 from fer_core.data.datasets import ImageDataset  # noqa: E402
-from fer_core.models import attention_loss  # noqa: E402
+from fer_core.models import attention_loss, get_entry  # noqa: E402
 from fer_core.train import TrainConfig, train  # noqa: E402
+from fer_core.train.hardware import AMP_DTYPES, cpu_has_native_bf16, resolve_amp  # noqa: E402
 
-CASES = {"ddamfn": ("ddamfn", 112), "resnet34_dda": ("resnet34_dda", 224)}
+# What ships (weights/*/config.json records the same) against the seed's loop at the seed's input size.
+CASES = {
+    "ddamfn": {"model": "ddamfn", "args": {}, "size": 64, "amp": "off", "compile": True, "reference_size": 112},
+    "resnet_dda": {"model": "resnet18_dda", "args": {"dda_stages": [3, 4], "drop_rate": 0.4}, "size": 64,
+                   "amp": "auto", "compile": False, "reference_size": 224},
+}
 
 
-def reference_loop(name, size, folder, batch, steps, workers, device) -> float:
+def reference_loop(name, args, size, folder, batch, steps, workers, device) -> float:
     tf = T.Compose([
         T.Resize((size, size)), T.RandomHorizontalFlip(),
         T.RandomApply([T.RandomRotation(5), T.RandomCrop(size, padding=8)], p=0.2),
@@ -50,7 +61,7 @@ def reference_loop(name, size, folder, batch, steps, workers, device) -> float:
     loader = torch.utils.data.DataLoader(torch.utils.data.Subset(ds, range(n)), batch_size=batch, shuffle=True,
                                          num_workers=workers, pin_memory=device.type == "cuda", drop_last=True,
                                          persistent_workers=workers > 0)
-    model = create_model(name, num_classes=len(ds.classes)).to(device).train()
+    model = create_model(name, num_classes=len(ds.classes), **args).to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     done, t0 = 0, None
     for i, (x, y) in enumerate(loader):
@@ -70,22 +81,20 @@ def reference_loop(name, size, folder, batch, steps, workers, device) -> float:
     return done / (time.perf_counter() - t0)
 
 
-def model_only(name, size, batch, steps, device, compile_) -> float:
-    model = create_model(name, num_classes=7).to(device).train()
-    cuda = device.type == "cuda"
-    if cuda:
-        model = model.to(memory_format=torch.channels_last)
-    step = torch.compile(model) if compile_ else model
+def model_only(case, batch, steps, device) -> float:
+    name, size = case["model"], case["size"]
+    model = create_model(name, num_classes=7, **_sized(case, size)).to(device).train()
+    model = model.to(memory_format=torch.channels_last)
+    step = torch.compile(model) if case["compile"] else model
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = torch.randn(batch, 3, size, size, device=device)
-    if cuda:
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 7, (batch,), device=device)
+    dtype = AMP_DTYPES[resolve_amp(case["amp"], device)]
     for i in range(steps + 2):
         if i == 2:
             _sync(device)
             t0 = time.perf_counter()
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             loss = F.cross_entropy(step(x).float(), y)
         opt.zero_grad()
         loss.backward()
@@ -94,13 +103,22 @@ def model_only(name, size, batch, steps, device, compile_) -> float:
     return batch * steps / (time.perf_counter() - t0)
 
 
-def ours(name, size, cache, batch, steps, compile_, out_dir) -> float:
-    cfg = TrainConfig(model=name, data=f"cache:{cache}", epochs=2, batch_size=batch, limit_train=batch * steps,
-                      warmup_epochs=0.5, compile=compile_, tta_flip=False, out_dir=str(out_dir), input_size=size,
+def ours(case, cache, batch, steps, out_dir) -> float:
+    cfg = TrainConfig(model=case["model"], model_args=dict(case["args"]), data=f"cache:{cache}", epochs=2,
+                      batch_size=batch, limit_train=batch * steps, warmup_epochs=0.5, amp=case["amp"],
+                      compile=case["compile"], tta_flip=False, out_dir=str(out_dir), input_size=case["size"],
                       log_every=10**9)
     train(cfg, argv=["bench"])
-    rows = (Path(out_dir) / "metrics.csv").read_text().splitlines()
-    return float(rows[-1].split(",")[7])  # img_per_s of the second epoch
+    rows = list(csv.DictReader(open(Path(out_dir) / "metrics.csv")))
+    return float(rows[-1]["img_per_s"])  # the second epoch: compiling and warm-up are behind it
+
+
+def _sized(case, size: int) -> dict:
+    """The case's model arguments, with the input size for models whose layers follow it."""
+    args = dict(case["args"])
+    if get_entry(case["model"]).sized_by_input:
+        args["input_size"] = size
+    return args
 
 
 def _sync(device):
@@ -111,43 +129,49 @@ def _sync(device):
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Training throughput: our trainer vs a reference-style loop.")
     ap.add_argument("--image-folder", default=str(ROOT.parent / "shared/datasets/fer2013/train"))
-    ap.add_argument("--models", default="ddamfn,resnet34_dda")
+    ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--steps", type=int, default=None, help="timed steps per loop (default: 30 on GPU, 4 on CPU)")
-    ap.add_argument("--batch", default=None, help="per model, e.g. ddamfn=256,resnet34_dda=48")
-    ap.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
-    ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--batch", type=int, default=None, help="batch of every loop (default: 256 on GPU, 64 on CPU)")
+    ap.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="reference loop's workers")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: one per core)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     cuda = device.type == "cuda"
     steps = a.steps or (30 if cuda else 4)
-    batches = {"ddamfn": 256, "resnet34_dda": 48} if cuda else {"ddamfn": 32, "resnet34_dda": 8}
-    if a.batch:
-        batches.update({k: int(v) for k, v in (kv.split("=") for kv in a.batch.split(","))})
+    batch = a.batch or (256 if cuda else 64)
     torch.manual_seed(0)
     full = read_image_folder(a.image_folder, gray=True, size=48)
     mix = torch.randperm(len(full), generator=torch.Generator().manual_seed(0)).numpy()  # all classes in the subset
     full.images, full.labels, full.paths = full.images[mix], full.labels[mix], [full.paths[i] for i in mix]
-    results = {"device": torch.cuda.get_device_name() if cuda else f"cpu ({torch.get_num_threads()} threads)",
-               "date": time.strftime("%Y-%m-%d"), "steps": steps, "compile": a.compile, "models": {}}
+    results = {"device": torch.cuda.get_device_name() if cuda else
+               f"cpu ({torch.get_num_threads()} threads, native bf16: {cpu_has_native_bf16()})",
+               "date": time.strftime("%Y-%m-%d"), "steps": steps, "batch": batch, "cases": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        for key in a.models.split(","):
-            name, size = CASES[key]
-            b = batches[key]
-            n = b * (steps + 2)
+        for key in a.cases.split(","):
+            case = CASES[key]
+            n = batch * (steps + 2)
             sub = lambda lo, hi: ImageDataset(full.images[lo:hi], full.labels[lo:hi], full.label_set,  # noqa: E731
                                               full.paths[lo:hi], name="bench")
             cache = save_cache({"train": sub(0, n), "valid": sub(n, n + 64)}, Path(tmp) / f"{key}.npz.xz", preset=0)
-            r = {"batch": b, "input_size": size}
-            r["reference_img_s"] = reference_loop(name, size, a.image_folder, b, steps, a.workers, device)
-            r["ours_img_s"] = ours(name, size, cache, b, steps, a.compile, Path(tmp) / f"run_{key}")
-            r["model_only_img_s"] = model_only(name, size, b, steps, device, a.compile)
+            r = {"model": case["model"], "model_args": case["args"], "input_size": case["size"],
+                 "precision": resolve_amp(case["amp"], device), "compile": case["compile"],
+                 "reference_input_size": case["reference_size"]}
+            r["reference_img_s"] = reference_loop(case["model"], _sized(case, case["reference_size"]),
+                                                  case["reference_size"], a.image_folder, batch, steps, a.workers,
+                                                  device)
+            r["ours_img_s"] = ours(case, cache, batch, steps, Path(tmp) / f"run_{key}")
+            r["model_only_img_s"] = model_only(case, batch, steps, device)
             r["ratio_vs_reference"] = r["ours_img_s"] / r["reference_img_s"]
             r["fraction_of_model_only"] = r["ours_img_s"] / r["model_only_img_s"]
-            results["models"][key] = r
-            print(f"{key}@{size} batch {b}: reference {r['reference_img_s']:.1f} img/s, ours {r['ours_img_s']:.1f} "
-                  f"img/s ({r['ratio_vs_reference']:.2f}x), model only {r['model_only_img_s']:.1f} img/s "
-                  f"(ours = {100 * r['fraction_of_model_only']:.0f}% of it)", flush=True)
+            results["cases"][key] = r
+            print(f"{key}: reference (fp32, {case['reference_size']} px) {r['reference_img_s']:.1f} img/s; ours "
+                  f"({r['precision']}, {case['size']} px{', compiled' if case['compile'] else ''}) "
+                  f"{r['ours_img_s']:.1f} img/s = {r['ratio_vs_reference']:.2f}x; model only "
+                  f"{r['model_only_img_s']:.1f} img/s (ours = {100 * r['fraction_of_model_only']:.0f}% of it)",
+                  flush=True)
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=2))
     return results

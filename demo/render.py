@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from fer_core.explain import overlay
+from fer_core.files import write_bytes_atomic
 from fer_core.predict import DISPLAY_NAMES
 
 BOX_COLOURS = [(46, 204, 113), (52, 152, 219), (231, 76, 60), (241, 196, 15), (155, 89, 182)]
@@ -82,9 +83,7 @@ def to_file(img: np.ndarray | None) -> str | None:
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     path = OUT_DIR / f"{hashlib.sha1(data).hexdigest()}.png"
     if not path.exists():
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        write_bytes_atomic(path, data)
         _prune()
     return str(path)
 

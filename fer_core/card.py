@@ -1,4 +1,9 @@
-"""Model cards (Hugging Face Hub README format) rendered from a weights config."""
+"""Model cards (Hugging Face Hub README format) rendered from a weights folder's config.json.
+
+The card says what the weights are (architecture, input, preprocessing), how they were made (data, protocol,
+command, seed, commit, epochs, device, wall time), how good the stored form is (accuracy, balanced accuracy, ECE
+and per-class recall on each evaluation recorded in ``config["metrics"]``) and where not to trust them.
+"""
 from __future__ import annotations
 
 import json
@@ -7,53 +12,91 @@ LICENSE_NOTES = {
     "ferplus": "FER+ labels: Microsoft, MIT licence; FER2013 pixels: ICML 2013 challenge, research use only",
     "fer2013": "FER2013 (ICML 2013 representation-learning challenge): research use only",
 }
+EVALUATION_TITLES = {
+    "ferplus_valid": "FER+ valid, majority label (ties, unknown and not-a-face dropped)",
+    "fer2013_val": "FER2013 val, 7 classes matched by name (no contempt)",
+    "validation": "selection split, float32 (the trainer's own figure)",
+}
+LIMITS = [
+    "Trained on FER+: 48x48 grayscale crops of mostly frontal faces from web images; photos unlike these (profile "
+    "views, occlusion, low light, children, very different demographics) are read less reliably.",
+    "Trained from scratch: no ImageNet or face-recognition pre-training was available, which costs several points "
+    "against the published numbers of the same architectures.",
+    "FER+ labels are the majority of 10 annotators; on many faces they disagree, so even a perfect model would not "
+    "reach 100%. Rare classes (disgust, fear, contempt: under 3% of the training set) have low recall.",
+    "An expression is not an emotion: do not use these predictions for decisions about people (hiring, policing, "
+    "health, education, security).",
+]
 
 
-def _pct(v):
-    return f"{100 * v:.2f}%" if isinstance(v, (int, float)) else str(v)
+def _pct(v) -> str:
+    return f"{100 * v:.2f}%" if isinstance(v, (int, float)) else "-"
 
 
-def render_model_card(config: dict, repo_id: str = "") -> str:
-    prov, metrics = config.get("provenance", {}), config.get("metrics", {})
+def _fmt_seconds(s) -> str:
+    if not isinstance(s, (int, float)):
+        return str(s)
+    h, m = divmod(int(round(s)) // 60, 60)
+    return f"{s:,.0f} s ({h} h {m:02d} min)"
+
+
+def evaluations(config: dict) -> dict[str, dict]:
+    """The evaluations a config records (``metrics`` entries that hold an accuracy), shipped form first."""
+    metrics = config.get("metrics", {})
+    found = {k: v for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v}
+    training = metrics.get("training", {})
+    if isinstance(training, dict) and "validation" in training:
+        found.setdefault("validation", training["validation"])
+    return found
+
+
+def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
+    prov = config.get("provenance", {})
     dataset = prov.get("dataset", "unknown")
+    size = config["input_size"]
+    evals = evaluations(config)
     lines = [
-        "---",
-        "library_name: fer_core",
-        "license: mit",
-        "pipeline_tag: image-classification",
-        "tags: [facial-expression-recognition, " + config["architecture"] + "]",
-        "---",
-        "",
-        f"# {config['architecture']} ({dataset})" + (f" — `{repo_id}`" if repo_id else ""),
-        "",
+        "---", "library_name: fer_core", "license: mit", "pipeline_tag: image-classification",
+        "tags: [facial-expression-recognition, " + config["architecture"] + "]", "---", "",
+        f"# {config['architecture']} ({dataset})" + (f" — `{repo_id}`" if repo_id else ""), "",
         f"Facial-expression recognition, {config['num_classes']} classes: " + ", ".join(config["label_names"]) + ".",
         "",
-        "## Preprocessing",
-        f"- input {config['input_size'][1]}x{config['input_size'][2]}, "
-        f"{'grayscale replicated to 3 channels' if config.get('grayscale') else 'colour'}, "
-        f"mean {config['mean']}, std {config['std']}",
+        "## Architecture and input",
+        f"- `{config['architecture']}` with `{json.dumps(config.get('model_args', {}))}`",
+        f"- input {size[1]}x{size[2]}, {'grayscale replicated to 3 channels' if config.get('grayscale') else 'colour'},"
+        f" mean {config['mean']}, std {config['std']}",
         f"- face crop: {json.dumps(config.get('crop', {}))}",
-        f"- temperature {config.get('temperature', 1.0):.3f}; test-time flip: {config.get('tta_flip', False)}",
-        f"- stored as {config.get('storage', 'float32')}",
+        f"- temperature {config.get('temperature', 1.0):.3f} (fitted on the selection split); test-time flip: "
+        f"{config.get('tta_flip', False)}",
+        f"- stored as {config.get('storage', 'float32')}"
+        + (f"; branches by reference: {', '.join(r['weights'] for r in config['branch_refs'].values())}"
+           if config.get("branch_refs") else ""),
         "",
-        "## Training",
+        "## Data and training",
         f"- initialisation: {prov.get('init', 'from scratch (no pretrained backbone)')}",
     ]
-    for key in ("command", "dataset", "train_split", "selection_split", "seed", "epochs", "commit", "device", "wall_time_s"):
+    for key in ("dataset", "protocol", "train_split", "selection_split", "selection_protocol", "seed", "epochs",
+                "best_epoch", "device", "precision", "commit", "command"):
         if key in prov:
-            lines.append(f"- {key}: `{prov[key]}`")
-    if dataset in LICENSE_NOTES:
-        lines.append(f"- data licence: {LICENSE_NOTES[dataset]}")
-    lines += ["", "## Metrics", ""]
-    if metrics:
-        lines += ["| metric | value |", "|---|---|"]
-        for k, v in metrics.items():
-            if isinstance(v, dict):
-                v = ", ".join(f"{kk} {_pct(vv)}" for kk, vv in v.items())
-            elif isinstance(v, float) and v <= 1.0:
-                v = _pct(v)
-            lines.append(f"| {k} | {v} |")
+            lines.append(f"- {key.replace('_', ' ')}: `{prov[key]}`")
+    if "wall_time_s" in prov:
+        lines.append(f"- wall time: {_fmt_seconds(prov['wall_time_s'])}")
+    if dataset.removeprefix("cache:").split(".")[0] in LICENSE_NOTES:
+        lines.append(f"- data licence: {LICENSE_NOTES[dataset.removeprefix('cache:').split('.')[0]]}")
+    lines += ["", f"## Results of the stored form ({config.get('storage', 'float32')})", ""]
+    if evals:
+        lines += ["| evaluation | images | accuracy | balanced accuracy | ECE |", "|---|---|---|---|---|"]
+        for key, ev in evals.items():
+            lines.append(f"| {EVALUATION_TITLES.get(key, key)} | {ev.get('n', '-')} | {_pct(ev['accuracy'])} | "
+                         f"{_pct(ev.get('balanced_accuracy'))} | {_pct(ev.get('ece'))} |")
+        names = list(config["label_names"])
+        lines += ["", "Recall per class:", "", "| class | " + " | ".join(evals) + " |",
+                  "|---|" + "---|" * len(evals)]
+        for n in names:
+            lines.append(f"| {n} | " + " | ".join(_pct(ev.get("recall", {}).get(n)) for ev in evals.values()) + " |")
     else:
         lines.append("No metrics recorded.")
-    lines.append("")
+    for img in images:
+        lines += ["", f"![{img}]({img})"]
+    lines += ["", "## Limits", ""] + [f"- {text}" for text in LIMITS] + [""]
     return "\n".join(lines)

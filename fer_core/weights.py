@@ -27,6 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .files import atomic_output, write_text_atomic
 from .labels import get_label_set
 from .models.registry import IMAGENET_MEAN, IMAGENET_STD, create_model, get_entry, model_config_args
 from .pretrained import PRETRAINED, PretrainedEntry, list_pretrained
@@ -134,16 +135,18 @@ def save_pretrained(model: nn.Module, out_dir, config: dict, *, storage: str = "
         refs[prefix] = {"weights": ref, "sha256": sha256_file(ref_dir / WEIGHTS_FILE)}
         state = {k: v for k, v in state.items() if not k.startswith(prefix + ".")}
     config = dict(config, storage=storage, branch_refs=refs)
-    tmp = out_dir / (WEIGHTS_FILE + ".tmp")
-    save_file(_encode_state(state, storage), str(tmp),
-              metadata={"format": "pt", "architecture": config["architecture"], "storage": storage})
-    os.replace(tmp, out_dir / WEIGHTS_FILE)
+    with atomic_output(out_dir / WEIGHTS_FILE) as tmp:
+        save_file(_encode_state(state, storage), str(tmp),
+                  metadata={"format": "pt", "architecture": config["architecture"], "storage": storage})
     config["files"] = {WEIGHTS_FILE: {"sha256": sha256_file(out_dir / WEIGHTS_FILE),
                                       "bytes": (out_dir / WEIGHTS_FILE).stat().st_size}}
-    tmp = out_dir / (CONFIG_FILE + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2) + "\n")
-    os.replace(tmp, out_dir / CONFIG_FILE)
+    write_config(out_dir, config)
     return out_dir
+
+
+def write_config(weights_dir, config: dict) -> Path:
+    """(Re)write a weights folder's config.json, e.g. to add measured metrics; the tensors stay as they are."""
+    return write_text_atomic(Path(weights_dir) / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
 
 
 # -- loading -----------------------------------------------------------------------------------------------------

@@ -140,3 +140,40 @@ def test_fusion_modes_and_branch_weights(mode):
 def test_fusion_rejects_mismatched_classes():
     with pytest.raises(ValueError, match="classes"):
         create_model("fusion", branch_a=create_model("ddamfn", num_classes=7), branch_b="resnet18_dda", num_classes=8)
+
+
+@pytest.mark.parametrize("size,side", [(112, 7), (64, 4), (48, 3), (80, 5)])
+def test_ddamfn_heads_and_pooling_follow_the_input_size(size, side):
+    torch.manual_seed(0)
+    model = create_model("ddamfn", input_size=size).eval()
+    assert model.map_size == side and model.input_size == (3, size, size)
+    assert model.Linear.conv.kernel_size == (side, side)
+    assert model.cat_head0.CoordAtt.Linear_h.conv.kernel_size == (1, side)
+    with torch.no_grad():
+        out = model.forward_details(torch.randn(2, 3, size, size))
+    assert out["logits"].shape == (2, 8) and out["pooled"].shape == (2, 512)
+    assert all(m.shape == (2, side, side) for m in out["attention"].values())
+
+
+def test_ddamfn_at_112_keeps_the_reference_shapes():
+    """The official checkpoints (112 px) still map tensor for tensor: the default is the reference's 7x7."""
+    default = create_model("ddamfn").state_dict()
+    explicit = create_model("ddamfn", input_size=112).state_dict()
+    assert {k: v.shape for k, v in default.items()} == {k: v.shape for k, v in explicit.items()}
+    assert default["Linear.conv.weight"].shape == (512, 1, 7, 7)
+    with pytest.raises(ValueError, match="at least 32 px"):
+        create_model("ddamfn", input_size=16)
+
+
+def test_ddamfn_zero_init_residual_starts_each_residual_block_as_the_identity():
+    from fer_core.models.ddamfn import MixBlock
+
+    torch.manual_seed(0)
+    model = create_model("ddamfn", input_size=64, zero_init_residual=True).eval()
+    blocks = [m for m in model.modules() if isinstance(m, MixBlock) and m.residual]
+    assert len(blocks) == 31
+    x = torch.randn(2, 64, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(blocks[0](x), x)
+    plain = create_model("ddamfn", input_size=64).eval()
+    assert not torch.equal(plain.features[3].model[0](x), x)

@@ -15,8 +15,8 @@ from conftest import ROOT
 from fixtures import write_class_folders, write_ferplus
 
 TRAIN = [sys.executable, str(ROOT / "train_scripts/train.py")]
-COMMON = ["--model", "ddamfn", "--epochs", "2", "--batch-size", "8", "--lr", "0.02", "--warmup-epochs", "0.5",
-          "--no-tta-flip", "--save-every", "2", "--log-every", "1", "--erase-p", "0.5"]
+COMMON = ["--model", "ddamfn", "--input-size", "48", "--epochs", "2", "--batch-size", "8", "--lr", "0.02",
+          "--warmup-epochs", "0.5", "--no-tta-flip", "--save-every", "2", "--log-every", "1", "--erase-p", "0.5"]
 
 
 def _env(threads="2"):
@@ -69,7 +69,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(ferplus, tmp_path):
     prov = cfg["provenance"]
     assert prov["seed"] == 0 and prov["epochs"] == 2 and prov["init"].startswith("from scratch")
     assert "--resume" in prov["command"] and prov["commit"] and cfg["temperature"] > 0
-    assert set(cfg["metrics"]) >= {"val_accuracy", "val_balanced_accuracy", "val_ece", "val_recall"}
+    val = cfg["metrics"]["validation"]
+    assert set(val) >= {"accuracy", "balanced_accuracy", "ece", "recall", "confusion_matrix"}
+    assert val["n"] == 16 and sum(map(sum, val["confusion_matrix"])) == 16
 
 
 def test_ddp_on_cpu_with_two_gloo_processes(ferplus, tmp_path):

@@ -16,20 +16,22 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..options import option
+
 
 @dataclass
 class AugmentConfig:
-    flip: float = 0.5  # probability of a horizontal flip
-    rotate: float = 10.0  # max degrees
-    scale: tuple[float, float] = (0.9, 1.1)
-    translate: float = 0.1  # max shift as a fraction of the side (random crop with padding)
-    affine_p: float = 1.0  # probability that a sample gets the rotation / scale / shift
-    erase_p: float = 0.25  # random erasing probability
-    erase_scale: tuple[float, float] = (0.02, 0.25)
-    erase_ratio: tuple[float, float] = (0.3, 3.3)
-    mixup: float = 0.0  # alpha (0 = off)
-    cutmix: float = 0.0  # alpha (0 = off)
-    mix_p: float = 0.5  # probability that a batch is mixed, when mixup or cutmix is on
+    flip: float = option(0.5, "probability of a horizontal flip")
+    rotate: float = option(10.0, "maximum rotation in degrees")
+    scale: tuple[float, float] = option((0.9, 1.1), "range of the random scale")
+    translate: float = option(0.1, "maximum shift as a fraction of the side (random crop with padding)")
+    affine_p: float = option(1.0, "probability that a sample gets the rotation / scale / shift")
+    erase_p: float = option(0.25, "random-erasing probability")
+    erase_scale: tuple[float, float] = option((0.02, 0.25), "random erasing: range of the erased area fraction")
+    erase_ratio: tuple[float, float] = option((0.3, 3.3), "random erasing: range of the box's aspect ratio")
+    mixup: float = option(0.0, "mixup alpha (0: off)")
+    cutmix: float = option(0.0, "cutmix alpha (0: off)")
+    mix_p: float = option(0.5, "probability that a batch is mixed, when mixup or cutmix is on")
 
 
 def to_float_rgb(images: torch.Tensor) -> torch.Tensor:

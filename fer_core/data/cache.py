@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_output
 from ..labels import get_label_set
 from .datasets import ImageDataset
 
@@ -37,10 +38,8 @@ def save_cache(splits: dict[str, ImageDataset], path, preset: int = 6) -> Path:
     arrays["meta"] = np.array(json.dumps(meta))
     buf = io.BytesIO()
     np.savez(buf, **arrays)
-    tmp = path.with_name(path.name + ".tmp")
-    with lzma.open(tmp, "wb", preset=preset) as f:
+    with atomic_output(path) as tmp, lzma.open(tmp, "wb", preset=preset) as f:
         f.write(buf.getbuffer())
-    os.replace(tmp, path)
     return path
 
 

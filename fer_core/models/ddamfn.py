@@ -87,7 +87,8 @@ class MixStage(nn.Module):
 
 
 def mixed_feature_net() -> nn.Sequential:
-    """MixedFeatureNet up to its 512x7x7 map (the face-recognition embedding head is dropped, as in DDAMFN)."""
+    """MixedFeatureNet up to its 512 x S x S map (7x7 at 112; the face-recognition embedding head is dropped,
+    as in DDAMFN)."""
     return nn.Sequential(
         ConvBNPReLU(3, 64, 3, 2, 1),  # 112 -> 56
         ConvBNPReLU(64, 64, 3, 1, 1, groups=64),
@@ -102,7 +103,7 @@ def mixed_feature_net() -> nn.Sequential:
 
 
 class DualDirectionAttention(CoordAtt):
-    """One DDA head: learned 1x7 / 7x1 depthwise "linear" pooling (ConvBN) in place of coordinate attention's
+    """One DDA head: learned 1xS / Sx1 depthwise "linear" pooling (ConvBN, S the map's side) in place of coordinate attention's
     averages; returns the map ``a_w * a_h`` (C x H x W in (0, 1)) instead of applying it."""
 
     def __init__(self, channels=512, size=7, reduction=32):
@@ -126,32 +127,51 @@ class AttentionHead(nn.Module):
         return self.CoordAtt(x)
 
 
-class DDAMFN(nn.Module):
-    """MixedFeatureNet -> N dual-direction attention heads -> max -> gate -> 7x7 depthwise pooling -> linear.
+def final_map_size(input_size: int) -> int:
+    """Side of MixedFeatureNet's last map for a square input: four stride-2 convs, each ``ceil(n / 2)``
+    (112 -> 7, 64 -> 4, 48 -> 3, 80 -> 5)."""
+    n = int(input_size)
+    for _ in range(4):
+        n = (n + 1) // 2
+    return n
 
+
+class DDAMFN(nn.Module):
+    """MixedFeatureNet -> N dual-direction attention heads -> max -> gate -> depthwise pooling -> linear.
+
+    The heads' 1 x S / S x 1 "linear" pooling and the final S x S depthwise pooling span the whole final map, so
+    their kernel size S follows the input size (``input_size / 16``: 7 at the reference's 112, 4 at 64).
     ``forward(x)`` returns logits. ``forward_details(x)`` also returns the pooled features, the heads' maps (for
-    :func:`attention_loss`) and display maps (channel-mean of each head and of their max, ``B x 7 x 7`` in (0, 1)).
+    :func:`attention_loss`) and display maps (channel-mean of each head and of their max, ``B x S x S`` in (0, 1)).
     """
 
-
-    def __init__(self, num_classes: int = 8, num_heads: int = 2, drop_rate: float = 0.0, in_chans: int = 3):
+    def __init__(self, num_classes: int = 8, num_heads: int = 2, drop_rate: float = 0.0, in_chans: int = 3,
+                 input_size: int = 112, zero_init_residual: bool = False):
         super().__init__()
         if in_chans != 3:
             raise ValueError("DDAMFN takes 3-channel input (grayscale faces are replicated to 3 channels)")
+        size = final_map_size(input_size)
+        if size < 2:
+            raise ValueError(f"DDAMFN needs an input of at least 32 px (a 2x2 final map), got {input_size}")
         self.num_classes, self.num_heads = num_classes, num_heads
+        self.input_size, self.map_size = (3, int(input_size), int(input_size)), size
         self.num_features = 512
         self.features = mixed_feature_net()
         for i in range(num_heads):
-            setattr(self, f"cat_head{i}", AttentionHead(512, 7))
-        self.Linear = ConvBN(512, 512, 7, groups=512)
+            setattr(self, f"cat_head{i}", AttentionHead(512, size))
+        self.Linear = ConvBN(512, 512, size, groups=512)
         self.drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(512, num_classes)
+        if zero_init_residual:  # each residual block starts as the identity (Goyal et al. 2017): from scratch,
+            for m in self.features.modules():  # 31 residual blocks otherwise add up to a large, noisy signal
+                if isinstance(m, MixBlock) and m.residual:
+                    nn.init.zeros_(m.project.bn.weight)
 
     def heads(self):
         return [getattr(self, f"cat_head{i}") for i in range(self.num_heads)]
 
     def gradcam_layers(self) -> list[nn.Module]:
-        """Grad-CAM's target: the backbone's last 1x1 conv block (the 512 x 7 x 7 map the heads gate)."""
+        """Grad-CAM's target: the backbone's last 1x1 conv block (the 512 x S x S map the heads gate)."""
         return [self.features[8]]
 
     def forward_features(self, x):
@@ -202,6 +222,7 @@ def attention_loss(head_maps, eps: float = sys.float_info.epsilon) -> torch.Tens
     return cnt / (total + eps)
 
 
-@register_model("ddamfn", family="ddamfn", input_size=(3, 112, 112), paper="Zhang et al., Electronics 2023")
+@register_model("ddamfn", family="ddamfn", input_size=(3, 112, 112), paper="Zhang et al., Electronics 2023",
+                sized_by_input=True)
 def ddamfn(**kwargs) -> DDAMFN:
     return DDAMFN(**dict(dict(num_heads=2), **kwargs))

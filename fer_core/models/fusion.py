@@ -59,7 +59,8 @@ class FusionNet(nn.Module):
             branches.append(b)
         self.branch_a, self.branch_b = branches
         if branch_input_sizes is None:
-            branch_input_sizes = [get_entry(b.arch_name).input_size[1:] for b in branches]
+            branch_input_sizes = [getattr(b, "input_size", None) or get_entry(b.arch_name).input_size for b in branches]
+            branch_input_sizes = [s[-2:] for s in branch_input_sizes]
         self.branch_input_sizes = [tuple(int(v) for v in s) for s in branch_input_sizes]
         self.input_size = (3,) + max(self.branch_input_sizes)
         d_a, d_b = self.branch_a.num_features, self.branch_b.num_features

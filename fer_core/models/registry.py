@@ -18,16 +18,17 @@ class ModelEntry:
     input_size: tuple[int, int, int]
     paper: str = ""
     defaults: dict = field(default_factory=dict)
+    sized_by_input: bool = False  # the builder takes ``input_size`` (layers whose shape follows the input)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, *, family: str, input_size, paper: str = ""):
+def register_model(name: str, *, family: str, input_size, paper: str = "", sized_by_input: bool = False):
     def wrap(fn):
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelEntry(name, fn, family, tuple(input_size), paper)
+        _REGISTRY[name] = ModelEntry(name, fn, family, tuple(input_size), paper, sized_by_input=sized_by_input)
         return fn
 
     return wrap

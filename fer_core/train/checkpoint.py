@@ -1,20 +1,14 @@
 """Training checkpoints: atomic writes (temp file, fsync, rename) and safe reads (``weights_only=True``)."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
+
+from ..files import atomic_output
 
 
 def save_checkpoint(path, state: dict):
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with atomic_output(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path, device="cpu") -> dict:

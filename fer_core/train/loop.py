@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -24,60 +24,85 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..data import load_cache, read_dataset
+from ..files import write_text_atomic
+from ..options import option
 from ..data.augment import AugmentConfig, GpuAugment
 from ..models import attention_loss, create_model, get_entry
-from ..models.fusion import FusionNet
-from ..models.registry import IMAGENET_MEAN, IMAGENET_STD
-from ..weights import DEFAULT_CROP, build_config, load_pretrained, save_pretrained
+from ..models.fusion import MODES as FUSION_MODES, FusionNet
+from ..models.registry import IMAGENET_MEAN, IMAGENET_STD, model_config_args
+from ..weights import DEFAULT_CROP, STORAGE_DTYPES, build_config, load_pretrained, save_pretrained
 from .checkpoint import load_checkpoint, save_checkpoint
 from .evaluation import predict_logits
-from .metrics import classification_report, expected_calibration_error, fit_temperature
+from .hardware import AMP_DTYPES, device_description, resolve_amp
+from .metrics import classification_report, expected_calibration_error, fit_temperature, summarize
 from .sam import SAM
+
+
+PROTOCOLS = ("majority", "probability")
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "step")
+AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 
 
 @dataclass
 class TrainConfig:
-    model: str = "ddamfn"
-    model_args: dict = field(default_factory=dict)
-    data: str = "ferplus:../shared/datasets/ferplus"  # KIND:PATH, or cache:FILE from prepare_data.py
-    protocol: str = "majority"  # FER+: majority (hard labels) or probability (vote distributions)
-    train_split: str = "train"
-    val_split: str = "valid"
-    input_size: int | None = None  # default: the model's registered size
-    epochs: int = 20
-    batch_size: int = 256  # global (split across DDP ranks)
-    optimizer: str = "sgd"
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    sam_rho: float = 0.0  # > 0 turns on SAM
-    schedule: str = "cosine"  # cosine | step
-    warmup_epochs: float = 2.0
-    step_epochs: int = 10
-    step_gamma: float = 0.1
-    min_lr_ratio: float = 0.0
-    label_smoothing: float = 0.1
-    attention_loss_weight: float = 0.1  # DDAMFN's head-diversity loss (0 = off)
-    grad_clip: float = 0.0
-    ema_decay: float = 0.0  # > 0 keeps an EMA of the weights; evaluation and export use it
-    balanced_sampling: bool = False
-    aug: AugmentConfig = field(default_factory=AugmentConfig)
-    amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off
-    channels_last: bool = True
-    compile: bool = False
-    tta_flip: bool = True
-    seed: int = 0
-    out_dir: str = "runs/ddamfn"
-    resume: bool = False
-    save_every: int = 0  # also checkpoint every N steps (0: at epoch ends only)
-    limit_train: int = 0  # use only the first N training images (0: all)
-    export_storage: str = "float32"
-    # fusion
-    branch_a: str = ""  # weights of the branches (name or folder)
-    branch_b: str = ""
-    fusion_mode: str = "attention"
-    joint: bool = False  # fine-tune the branches too
-    log_every: int = 20
+    model: str = option("ddamfn", "a registered model: ddamfn, resnet18_dda, resnet34_dda, resnet50_dda, fusion")
+    model_args: dict = option({}, 'the model\'s arguments as JSON, e.g. \'{"dda_stages": [3, 4], "drop_rate": 0.4}\'')
+    data: str = option("ferplus:../shared/datasets/ferplus",
+                       "KIND:PATH (ferplus, fer2013 (folders or a .csv), rafdb, affectnet, affectnet7, folder) or "
+                       "cache:FILE from prepare_data.py")
+    protocol: str = option("majority", "FER+: majority (hard labels) or probability (vote distributions)", PROTOCOLS)
+    train_split: str = option("train", "split to train on")
+    val_split: str = option("valid", "split to select on (never the test split)")
+    val_data: str = option("", "where the selection split lives, if not in --data (e.g. a majority-protocol cache)")
+    val_protocol: str = option("majority", "protocol of the selection split (read from KIND:PATH)", PROTOCOLS)
+    input_size: int = option(0, "input side in pixels (0: the model's registered size)")
+    epochs: int = option(20, "epochs of the schedule")
+    batch_size: int = option(256, "global batch (split across DDP ranks)")
+    optimizer: str = option("sgd", "sgd (nesterov) or adamw", OPTIMIZERS)
+    lr: float = option(0.1, "peak learning rate")
+    momentum: float = option(0.9, "SGD momentum")
+    weight_decay: float = option(5e-4, "weight decay (not on biases and norms)")
+    sam_rho: float = option(0.0, "> 0 turns on SAM with this radius")
+    schedule: str = option("cosine", "learning-rate schedule after the warm-up", SCHEDULES)
+    warmup_epochs: float = option(2.0, "linear warm-up, in epochs")
+    step_epochs: int = option(10, "step schedule: epochs between decays")
+    step_gamma: float = option(0.1, "step schedule: decay factor")
+    min_lr_ratio: float = option(0.0, "cosine schedule: final lr as a fraction of the peak")
+    label_smoothing: float = option(0.1, "label smoothing")
+    attention_loss_weight: float = option(0.1, "weight of DDAMFN's head-diversity loss (0: off)")
+    grad_clip: float = option(0.0, "clip the gradient norm (0: off)")
+    ema_decay: float = option(0.0, "> 0 keeps an EMA of the weights; evaluation and export use it")
+    balanced_sampling: bool = option(False, "sample classes equally often")
+    aug: AugmentConfig = option(AugmentConfig, "augmentation (flags per field)")
+    amp: str = option("auto", "autocast: auto = bf16 on CUDA and on CPUs with native bf16, else off", AMP_CHOICES)
+    channels_last: bool = option(True, "channels_last memory format (pays on GPUs and for DDAMFN's depthwise convs)")
+    compile: bool = option(False, "torch.compile the training step (minutes of compiling, then ~1.5x on CPU)")
+    threads: int = option(0, "CPU threads for torch (0: torch's default, one per core)")
+    tta_flip: bool = option(True, "evaluate with test-time horizontal flip")
+    seed: int = option(0, "seed of the initialisation, data order and augmentation")
+    out_dir: str = option("", "run folder (default: RUNS_DIR/MODEL)", flag="out")
+    runs_dir: str = option("", "where run folders live (default: $FER_RUNS, else ~/.cache/fer/runs)")
+    resume: bool = option(False, "continue from OUT/last.pt (model, optimiser, schedule, data order)")
+    init_from: str = option("", "start from these weights (a folder or a shipped name) with a fresh schedule")
+    save_every: int = option(0, "also checkpoint every N steps (0: at epoch ends only)")
+    limit_train: int = option(0, "use only the first N training images (0: all)")
+    export_storage: str = option("float32", "tensor storage of the exported weights", STORAGE_DTYPES)
+    branch_a: str = option("", "fusion: weights of branch A (DDAMFN), a folder or a shipped name")
+    branch_b: str = option("", "fusion: weights of branch B (ResNet+DDA)")
+    fusion_mode: str = option("attention", "fusion: how the branches are joined", FUSION_MODES)
+    joint: bool = option(False, "fusion: fine-tune the branches too")
+    log_every: int = option(20, "progress-bar update every N steps")
+
+    def run_dir(self) -> Path:
+        """``out_dir``, else ``runs_dir/model``; runs live outside the checkout so a fresh clone can resume them."""
+        if self.out_dir:
+            return Path(self.out_dir).expanduser()
+        return default_runs_dir(self.runs_dir) / self.model
+
+
+def default_runs_dir(runs_dir: str = "") -> Path:
+    return Path(runs_dir or os.environ.get("FER_RUNS") or Path.home() / ".cache/fer/runs").expanduser()
 
 
 # -- setup -------------------------------------------------------------------------------------------------------
@@ -87,16 +112,21 @@ def _dist_env():
     return world, int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def _read_split(data: str, split: str, protocol: str):
+    kind, _, path = data.partition(":")
+    if kind != "cache":
+        return read_dataset(kind, path, split, protocol)
+    splits = load_cache(path)
+    if split not in splits:
+        raise ValueError(f"{path} has splits {sorted(splits)}, not {split!r}")
+    return splits[split]
+
+
 def load_splits(cfg: TrainConfig):
-    kind, _, path = cfg.data.partition(":")
-    if kind == "cache":
-        splits = load_cache(path)
-        missing = [s for s in (cfg.train_split, cfg.val_split) if s not in splits]
-        if missing:
-            raise ValueError(f"{path} has splits {sorted(splits)}, not {missing}")
-        return splits[cfg.train_split], splits[cfg.val_split]
-    return (read_dataset(kind, path, cfg.train_split, cfg.protocol),
-            read_dataset(kind, path, cfg.val_split, cfg.protocol))
+    """The training split (``data``, ``protocol``) and the selection split (``val_data`` or ``data``, read with
+    ``val_protocol``: models are selected on FER+'s majority labels even when they learn vote distributions)."""
+    return (_read_split(cfg.data, cfg.train_split, cfg.protocol),
+            _read_split(cfg.val_data or cfg.data, cfg.val_split, cfg.val_protocol))
 
 
 def _targets(ds, n_classes) -> torch.Tensor:
@@ -113,7 +143,31 @@ def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
         sizes = [tuple(m.pretrained_cfg["input_size"][1:]) for m in (a, b)]
         return FusionNet.from_branches(a, b, mode=cfg.fusion_mode, branch_input_sizes=sizes,
                                        train_branches=True if cfg.joint else None, **cfg.model_args)
-    return create_model(cfg.model, **dict(dict(num_classes=num_classes), **cfg.model_args))
+    args = dict(dict(num_classes=num_classes), **cfg.model_args)
+    if get_entry(cfg.model).sized_by_input:
+        args["input_size"] = input_size(cfg)
+    return create_model(cfg.model, **args)
+
+
+def init_from(model: nn.Module, weights: str) -> None:
+    """Copy trained weights (a folder or a shipped name) into ``model``: same architecture and arguments only."""
+    src = load_pretrained(weights)
+    mine = (getattr(model, "arch_name", None), model_config_args(model))
+    theirs = (getattr(src, "arch_name", None), model_config_args(src))
+    if mine != theirs:
+        raise ValueError(f"--init-from {weights}: those weights are {theirs[0]} {theirs[1]}, this run builds "
+                         f"{mine[0]} {mine[1]}; pass the same --model, --model-args and --input-size")
+    model.load_state_dict(src.state_dict())
+
+
+def input_size(cfg: TrainConfig, model: nn.Module | None = None) -> int:
+    """The training resolution: ``--input-size``, else the model's own (a fusion's), else the registered one."""
+    if cfg.input_size:
+        return int(cfg.input_size)
+    own = getattr(model, "input_size", None) or cfg.model_args.get("input_size")
+    if own:
+        return int(own[-1] if isinstance(own, (tuple, list)) else own)
+    return get_entry(cfg.model).input_size[1]
 
 
 METRIC_FIELDS = ["epoch", "step", "train_loss", "train_acc", "val_acc", "val_bacc", "lr", "img_per_s", "elapsed_s"]
@@ -189,8 +243,10 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     main = rank == 0
-    out = Path(cfg.out_dir)
+    out = cfg.run_dir()
     if main:
         out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
@@ -210,11 +266,19 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, n_classes)
-    size = cfg.input_size or (model.input_size[1] if cfg.model == "fusion" else get_entry(cfg.model).input_size[1])
+    if cfg.init_from:
+        init_from(model, cfg.init_from)
+        if main:
+            print(f"initialised from {cfg.init_from} (fresh schedule)", flush=True)
+    size = input_size(cfg, model)
     model.to(device)
-    amp = cfg.amp if cfg.amp != "auto" else ("bf16" if device.type == "cuda" else "off")
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}[amp]
-    channels_last = cfg.channels_last and device.type == "cuda"
+    amp = resolve_amp(cfg.amp, device)
+    amp_dtype = AMP_DTYPES[amp]
+    channels_last = cfg.channels_last
+    if main:
+        print(f"input {size}x{size}, precision {amp if amp != 'off' else 'fp32'}, "
+              f"{'channels_last' if channels_last else 'contiguous'}, {torch.get_num_threads()} threads"
+              + (", compiled" if cfg.compile else ""), flush=True)
     if channels_last:
         model.to(memory_format=torch.channels_last)
 
@@ -308,10 +372,8 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
             "scaler": scaler.state_dict(), "ema": ema.state_dict() if ema is not None else None,
             "epoch": epoch, "step": step, "best": best, "csv_rows": csv_rows, "epoch_stats": stats,
             "rng": {"torch": torch.get_rng_state()}, "config": json.dumps(asdict(cfg), default=str)})
-        marker = out / name.replace(".pt", ".json")  # where the checkpoint stands, for people and tools
-        tmp = marker.with_name(marker.name + ".tmp")
-        tmp.write_text(json.dumps({"epoch": epoch, "step": step}))
-        os.replace(tmp, marker)
+        # where the checkpoint stands, for people and tools
+        write_text_atomic(out / name.replace(".pt", ".json"), json.dumps({"epoch": epoch, "step": step}))
 
     eval_model = ema.module if ema is not None else model
     val_t = None
@@ -419,6 +481,14 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
     return result
 
 
+def _init_note(cfg: TrainConfig) -> str:
+    if cfg.model == "fusion":
+        return f"branches from {cfg.branch_a} and {cfg.branch_b}" + (", fine-tuned jointly" if cfg.joint else ", frozen")
+    if cfg.init_from:
+        return f"warm start from {cfg.init_from} (see its own provenance), fresh schedule"
+    return "from scratch (no pretrained backbone)"
+
+
 def _truncate_csv(path: Path, rows: int, fields):
     """Keep the header and the first ``rows`` rows (a killed run may have logged past its last checkpoint)."""
     old = list(csv.DictReader(open(path))) if path.exists() else []
@@ -452,15 +522,13 @@ def _finish(cfg, out, model, labels, val_images, val_labels, size, amp_dtype, ch
         "commit": git_commit(),
         "dataset": kind if kind != "cache" else "cache:" + Path(path).name,
         "protocol": cfg.protocol, "train_split": cfg.train_split, "selection_split": cfg.val_split,
+        "selection_protocol": cfg.val_protocol,
         "seed": cfg.seed, "epochs": cfg.epochs, "best_epoch": best["best"]["epoch"],
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device": device_description(device), "precision": resolve_amp(cfg.amp, device),
         "wall_time_s": round(time.time() - t_start, 1),
-        "init": "from scratch (no pretrained backbone)" if cfg.model != "fusion" else
-                f"branches from {cfg.branch_a} and {cfg.branch_b}" + (", fine-tuned jointly" if cfg.joint else ", frozen"),
+        "init": _init_note(cfg),
     }
-    metrics = {"val_accuracy": rep["accuracy"], "val_balanced_accuracy": rep["balanced_accuracy"],
-               "val_ece_before_temperature": rep["ece_before_temperature"], "val_ece": rep["ece"],
-               "val_recall": {k: v["recall"] for k, v in rep["per_class"].items()}, "val_n": rep["n"]}
+    metrics = {"validation": summarize(rep)}  # the selection split, float32, after temperature scaling
     model.cpu().to(memory_format=torch.contiguous_format)
     config = build_config(model, label_set=labels, input_size=(3, size, size), grayscale=grayscale,
                           crop=dict(DEFAULT_CROP, source_size=source_size),

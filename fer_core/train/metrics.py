@@ -62,3 +62,14 @@ def fit_temperature(logits: torch.Tensor, y: torch.Tensor, max_iter: int = 200) 
 
     opt.step(closure)
     return float(log_t.detach().exp().clamp(0.05, 20.0))
+
+
+def summarize(rep: dict) -> dict:
+    """What a weights config records of a :func:`classification_report` (no NLL, precision or F1)."""
+    keep = ("n", "accuracy", "balanced_accuracy", "ece", "confusion_matrix", "labels")
+    out = {k: rep[k] for k in keep}
+    out["recall"] = {k: v["recall"] for k, v in rep["per_class"].items()}
+    for k in ("classes_only_in_model", "ece_before_temperature", "temperature"):
+        if k in rep:
+            out[k] = rep[k]
+    return out
