@@ -66,7 +66,7 @@ def naive(models, rgb, detector):
             probs = (out["logits"] / m.temperature).softmax(1)
         if key != "fusion":
             own_attention(out["attention"], size)
-        with GradCAM(model=m, target_layers=m.gradcam_layers()) as cam:
+        with GradCAM(model=m, target_layers=m.gradcam_layers(size)) as cam:
             cam(input_tensor=x, targets=[ClassifierOutputTarget(int(k)) for k in probs.argmax(1)])
         for p in m.parameters():
             p.grad = None

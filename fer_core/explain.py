@@ -7,8 +7,9 @@ autograd graph and the backward runs through the head only (``bench/cpu_latency.
 against a default full-backward Grad-CAM). The same forward yields the logits and the model's own attention, so
 one pass serves prediction and both maps. The model's train/eval mode and ``requires_grad`` flags are restored.
 
-**Own attention.** DDAMFN: the channel-mean of the max over its dual-direction heads (7x7). ResNet+DDA: the mean
-of its DDA stage masks (channel max of each channel-softmax mask), each resized to the crop and normalised.
+**Own attention.** DDAMFN: the channel-mean of the max over its dual-direction heads (input / 16: 7x7 at 112,
+4x4 at 64). ResNet+DDA: the mean of its DDA stage masks (channel max of each channel-softmax mask) that are at
+least 4x4 (all of them if none is), each resized to the crop and normalised.
 Fusion: its branch weights, and the branches' own maps mixed by those weights.
 """
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.image import scale_cam_image, show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
+
+from .models.layers import MIN_MAP_SIDE
 
 
 class _Capture(nn.Module):
@@ -85,7 +88,7 @@ def gradcam_with_details(model, x: torch.Tensor, classes=None, cheap: bool = Tru
     """Grad-CAM maps (``B x H x W`` in [0, 1], at the input's size) for ``classes`` (default: the predicted
     ones), plus the same forward's details (logits, pooled features, own attention) and the target-layer
     leaves (activations whose graph to the logits is kept, for :func:`gradcam_from_leaves`)."""
-    layers = model.gradcam_layers()
+    layers = model.gradcam_layers(x.shape[-1])
     cap = _Capture(model)
     with model_lock(model), preserved_state(model):
         model.eval()
@@ -132,9 +135,11 @@ def own_attention(attention: dict, size: int) -> np.ndarray:
     """A model's own attention as ``B x size x size`` in [0, 1] (see the module docstring)."""
     if "max" in attention:  # DDAMFN
         return resize_maps(attention["max"], size)
-    stages = [resize_maps(v, size) for k, v in sorted(attention.items()) if k.startswith("stage")]
-    if not stages:
+    masks = {k: v for k, v in sorted(attention.items()) if k.startswith("stage")}
+    if not masks:
         raise ValueError(f"no known attention maps in {sorted(attention)}")
+    fine = {k: v for k, v in masks.items() if min(v.shape[-2:]) >= MIN_MAP_SIDE}  # a 2x2 mask shows a quadrant
+    stages = [resize_maps(v, size) for v in (fine or masks).values()]
     return np.stack([normalize_map(m) for m in np.mean(stages, 0)])
 
 

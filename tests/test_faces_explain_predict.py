@@ -100,13 +100,13 @@ def test_crop_levels_the_eyes_and_matches_the_config():
     assert err(aligned) < 0.8 * err(unaligned)  # the box itself also changes with the rotation
 
 
-@pytest.mark.parametrize("name,size", [("ddamfn", 112), ("resnet18_dda", 64)])
+@pytest.mark.parametrize("name,size", [("ddamfn", 64), ("resnet18_dda", 64), ("resnet18_dda", 112)])
 def test_cheap_gradcam_equals_full_gradcam_and_keeps_state(name, size):
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     torch.manual_seed(0)
-    kwargs = {"dda_stages": (4,)} if name != "ddamfn" else {}
+    kwargs = {"dda_stages": (3, 4), "dda_width": 64, "c_mid": 64} if name != "ddamfn" else {"input_size": size}
     model = create_model(name, **kwargs)
     model.train()
     model.fc.weight.requires_grad_(False)  # an unusual flag, to see that it is restored
@@ -115,13 +115,22 @@ def test_cheap_gradcam_equals_full_gradcam_and_keeps_state(name, size):
     assert model.training and not model.fc.weight.requires_grad and model.fc.bias.requires_grad
     assert all(p.grad is None for p in model.parameters())
     model.eval()
-    with GradCAM(model=model, target_layers=model.gradcam_layers()) as cam:
+    with GradCAM(model=model, target_layers=model.gradcam_layers(size)) as cam:  # stage 3 for ResNet at 64
         full = cam(input_tensor=x, targets=[ClassifierOutputTarget(1), ClassifierOutputTarget(3)])
     assert cams.shape == (2, size, size) and np.allclose(cams, np.clip(full, 0, 1), atol=1e-4)
     with torch.no_grad():
         assert torch.allclose(det["logits"], model(x), atol=1e-5)
     att = own_attention(det["attention"], 112)
     assert att.shape == (2, 112, 112) and att.min() >= 0 and att.max() <= 1
+
+
+def test_own_attention_leaves_out_masks_coarser_than_4x4():
+    torch.manual_seed(0)
+    fine, coarse = torch.rand(2, 4, 4), torch.rand(2, 2, 2)
+    both = own_attention({"stage3": fine, "stage4": coarse}, 64)
+    assert np.array_equal(both, own_attention({"stage3": fine}, 64))
+    assert not np.array_equal(both, own_attention({"stage4": coarse}, 64))
+    assert own_attention({"stage4": coarse}, 64).shape == (2, 64, 64)  # nothing finer: the coarse mask is shown
 
 
 def test_analyze_photo(analyzer):

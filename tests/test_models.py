@@ -177,3 +177,20 @@ def test_ddamfn_zero_init_residual_starts_each_residual_block_as_the_identity():
         assert torch.equal(blocks[0](x), x)
     plain = create_model("ddamfn", input_size=64).eval()
     assert not torch.equal(plain.features[3].model[0](x), x)
+
+
+@pytest.mark.parametrize("size,stage", [(224, 4), (112, 4), (64, 3), (32, 2)])
+def test_resnet_dda_gradcam_layer_is_the_deepest_map_at_least_4_wide(size, stage):
+    from fer_core.models.resnet_dda import stage_side
+
+    model = create_model("resnet18_dda", dda_stages=(3, 4), dda_width=64, c_mid=64)
+    assert model.gradcam_layers(size)[0] is getattr(model, f"layer{stage}")[-1]
+    assert model.gradcam_layers()[0] is model.layer4[-1]  # no size given: torchvision's convention
+    sides = {}
+    hooks = [getattr(model, f"layer{i}").register_forward_hook(
+        lambda m, a, o, i=i: sides.__setitem__(i, o.shape[-1])) for i in range(1, 5)]
+    with torch.no_grad():
+        model.eval()(torch.randn(1, 3, size, size))
+    for h in hooks:
+        h.remove()
+    assert sides == {i: stage_side(size, i) for i in range(1, 5)}

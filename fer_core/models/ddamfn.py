@@ -103,8 +103,8 @@ def mixed_feature_net() -> nn.Sequential:
 
 
 class DualDirectionAttention(CoordAtt):
-    """One DDA head: learned 1xS / Sx1 depthwise "linear" pooling (ConvBN, S the map's side) in place of coordinate attention's
-    averages; returns the map ``a_w * a_h`` (C x H x W in (0, 1)) instead of applying it."""
+    """One DDA head: learned 1xS / Sx1 depthwise "linear" pooling (ConvBN, S the map's side) in place of coordinate
+    attention's averages; returns the map ``a_w * a_h`` (C x H x W in (0, 1)) instead of applying it."""
 
     def __init__(self, channels=512, size=7, reduction=32):
         super().__init__(channels, reduction)
@@ -170,7 +170,7 @@ class DDAMFN(nn.Module):
     def heads(self):
         return [getattr(self, f"cat_head{i}") for i in range(self.num_heads)]
 
-    def gradcam_layers(self) -> list[nn.Module]:
+    def gradcam_layers(self, input_size: int | None = None) -> list[nn.Module]:
         """Grad-CAM's target: the backbone's last 1x1 conv block (the 512 x S x S map the heads gate)."""
         return [self.features[8]]
 

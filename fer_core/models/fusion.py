@@ -121,8 +121,10 @@ class FusionNet(nn.Module):
         return [p for p in self.parameters() if id(p) not in branch]
 
     # -- computation -------------------------------------------------------------------------------------------
-    def gradcam_layers(self):
-        return [self.branch_a.gradcam_layers()[0], self.branch_b.gradcam_layers()[0]]
+    def gradcam_layers(self, input_size: int | None = None):
+        """Each branch's target at the size that branch sees."""
+        return [branch.gradcam_layers(size[-1])[0]
+                for branch, size in zip((self.branch_a, self.branch_b), self.branch_input_sizes)]
 
     def branch_details(self, x):
         return (self.branch_a.forward_details(_resize(x, self.branch_input_sizes[0])),

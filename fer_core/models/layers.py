@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from torch import nn
 
+# Attention and Grad-CAM maps coarser than this say little about where a model looks (a 2x2 map shows a quadrant):
+# the Grad-CAM layer and the attention shown are chosen at least this wide.
+MIN_MAP_SIDE = 4
+
 
 class ConvBN(nn.Module):
     """Conv (no bias) + BatchNorm: the reference's ``Linear_block``."""

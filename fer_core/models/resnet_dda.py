@@ -16,11 +16,20 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from .layers import ConvBNReLU
+from .layers import MIN_MAP_SIDE, ConvBNReLU
 from .registry import register_model
 
 R18_WIDTH = (64, 128, 256, 512)  # ResNet18 stage output widths
 R18_IN = (64, 64, 128, 256)  # ResNet18 stage input widths
+
+
+def stage_side(input_size: int, stage: int) -> int:
+    """Side of ResNet stage ``stage``'s output (1-4) for a square input: a stride 2 conv, a stride 2 max-pool,
+    then stages 2-4 each halve it (every step ``ceil(n / 2)``)."""
+    n = int(input_size)
+    for _ in range(stage + 1):
+        n = (n + 1) // 2
+    return n
 
 
 def _resize_to(t, ref):
@@ -158,9 +167,15 @@ class ResNetDDA(nn.Module):
         self.drop = nn.Dropout(drop_rate)
         self.fc = nn.Linear(self.num_features, num_classes)
 
-    def gradcam_layers(self) -> list[nn.Module]:
-        """Grad-CAM's target: the last block of stage 4 (before its DDA gate), as for torchvision ResNets."""
-        return [self.layer4[-1]]
+    def gradcam_layers(self, input_size: int | None = None) -> list[nn.Module]:
+        """Grad-CAM's target: the last block of stage 4 (before its DDA gate), as for torchvision ResNets; for a
+        small ``input_size`` the deepest stage whose map is still at least ``MIN_MAP_SIDE`` pixels wide (at 64 px
+        stage 4 is 2x2, stage 3 4x4), so that the map shows where the model looks rather than one quadrant."""
+        stage = 4
+        if input_size:
+            while stage > 1 and stage_side(input_size, stage) < MIN_MAP_SIDE:
+                stage -= 1
+        return [getattr(self, f"layer{stage}")[-1]]
 
     def _stages(self, x, masks=None):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))

@@ -483,7 +483,8 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
 
 def _init_note(cfg: TrainConfig) -> str:
     if cfg.model == "fusion":
-        return f"branches from {cfg.branch_a} and {cfg.branch_b}" + (", fine-tuned jointly" if cfg.joint else ", frozen")
+        how = "fine-tuned jointly" if cfg.joint else "frozen"
+        return f"branches from {cfg.branch_a} and {cfg.branch_b}, {how}"
     if cfg.init_from:
         return f"warm start from {cfg.init_from} (see its own provenance), fresh schedule"
     return "from scratch (no pretrained backbone)"
