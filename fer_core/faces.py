@@ -1,9 +1,10 @@
 """Face detection and alignment: an RGB image -> faces (box, 5 landmarks, score) -> the crops each model expects.
 
 Detectors: **YuNet** (ONNX, ``cv2.FaceDetectorYN``, 5 landmarks: right eye, left eye, nose tip, right and left
-mouth corners, as seen by the subject) and **OpenCV Haar** (bundled with OpenCV, no landmarks) as the fallback
-that needs no download. The YuNet file comes from ``FER_YUNET_PATH``, a path given, or the project's Hub loader
-(:func:`fer_core.weights.fetch_file`); when none can be had, Haar runs and the result says so.
+mouth corners, as seen by the subject) and **OpenCV Haar** (bundled with OpenCV, no landmarks) as the last
+resort. The YuNet file is a path given, else ``FER_YUNET_PATH``, else the copy embedded in ``weights/yunet``
+(sha256 checked), else OpenCV's Hub repo through the project's loader (:func:`fer_core.weights.fetch_file`); when
+none loads, Haar runs and the result says why.
 
 Crops follow the weights' config ``crop`` spec, i.e. how the training crops looked: a square of side
 ``box_scale x max(box w, h)`` around the box centre, rotated so the eyes are level when landmarks exist
@@ -24,9 +25,12 @@ import numpy as np
 
 from .pretrained import PretrainedEntry
 
-# OpenCV's own Hub repo of the model (MIT). Its commit and the file's sha256 could not be read from this
-# project's offline build machine: pin both here (revision=<commit>, sha256=...) once checked online.
-YUNET_ENTRY = PretrainedEntry("yunet", "yunet", "opencv/face_detection_yunet", "main", "face_detection_yunet.onnx")
+# The embedded default (MIT, weights/yunet/README.md) and its sha256, checked on every load.
+YUNET_EMBEDDED = "yunet/face_detection_yunet.onnx"
+YUNET_SHA256 = "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"
+# OpenCV's own Hub repo of the model, used when the embedded copy is missing. Its file is a later export than the
+# embedded one (a different sha256), so it is not pinned: pin revision and sha256 here once checked online.
+YUNET_ENTRY = PretrainedEntry("yunet", "yunet", "opencv/face_detection_yunet", "main", YUNET_EMBEDDED)
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 
 
@@ -93,22 +97,31 @@ class YuNetDetector:
 
 
 def yunet_path(path=None) -> Path:
-    """The YuNet file: ``path``, else ``FER_YUNET_PATH``, else through the Hub loader (pinned sha256)."""
-    from .weights import fetch_file
+    """The YuNet file: ``path``, else ``FER_YUNET_PATH``, else the embedded copy (its sha256 checked: a damaged
+    copy is an error, not a silent switch), else the Hub copy."""
+    from .weights import WeightsError, embedded_path, fetch_file, sha256_file
 
     path = path or os.environ.get("FER_YUNET_PATH")
     if path:
         return Path(path)
+    embedded = embedded_path(YUNET_EMBEDDED)
+    if embedded.is_file():
+        if sha256_file(embedded) != YUNET_SHA256:
+            raise WeightsError(f"{embedded}: sha256 is not the embedded YuNet's {YUNET_SHA256[:12]}... (damaged or "
+                               f"replaced; restore it from git or set FER_YUNET_PATH)")
+        return embedded
     return fetch_file(YUNET_ENTRY, YUNET_FILE)
 
 
 def make_detector(kind: str = "auto", path=None):
     """``yunet``, ``haar``, or ``auto`` (YuNet if its file can be had, else Haar). Returns (detector, note)."""
+    from .weights import WeightsError
+
     if kind == "haar":
         return HaarDetector(), ""
     try:
         return YuNetDetector(yunet_path(path)), ""
-    except Exception as e:  # missing file, no network, a damaged ONNX file
+    except (WeightsError, cv2.error, OSError) as e:  # no file anywhere, a damaged copy, an ONNX OpenCV refuses
         if kind == "yunet":
             raise
         return HaarDetector(), f"YuNet unavailable ({str(e).splitlines()[0][:200]}); using OpenCV Haar"

@@ -331,9 +331,13 @@ def fetch_file(entry: PretrainedEntry, filename: str, *, endpoint=None, cache_di
     return path
 
 
+def embedded_path(relative: str) -> Path:
+    """A path inside the shipped ``weights/`` folder (``FER_WEIGHTS_DIR`` points elsewhere)."""
+    return Path(os.environ.get("FER_WEIGHTS_DIR", PROJECT_WEIGHTS)) / relative
+
+
 def _local_copy(entry: PretrainedEntry) -> Path:
-    root = Path(os.environ.get("FER_WEIGHTS_DIR", PROJECT_WEIGHTS))
-    return root / entry.local_dir
+    return embedded_path(entry.local_dir)
 
 
 def _locate(entry: PretrainedEntry, endpoint=None, cache_dir=None) -> Path:

@@ -76,9 +76,29 @@ def test_yunet_through_the_hub_loader(hub, monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FER_WEIGHTS_DIR", str(tmp_path / "no_weights"))  # no embedded copy: the Hub serves
     path = yunet_path()
     assert path.read_bytes() == YUNET.read_bytes() and hub.gets(YUNET_FILE) == 1
     assert make_detector("yunet")[0].name == "yunet"
+
+
+def test_embedded_yunet_is_the_offline_default_and_its_sha256_is_checked(monkeypatch, tmp_path):
+    from fer_core.faces import YUNET_EMBEDDED, YUNET_SHA256, yunet_path
+    from fer_core.weights import sha256_file
+
+    monkeypatch.delenv("FER_YUNET_PATH", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("FER_WEIGHTS_DIR", raising=False)
+    path = yunet_path()
+    assert path == ROOT / "weights" / YUNET_EMBEDDED and sha256_file(path) == YUNET_SHA256
+    det, note = make_detector("auto")
+    assert det.name == "yunet" and note == ""
+    damaged = tmp_path / "weights" / YUNET_EMBEDDED
+    damaged.parent.mkdir(parents=True)
+    damaged.write_bytes(path.read_bytes()[:-10])
+    monkeypatch.setenv("FER_WEIGHTS_DIR", str(tmp_path / "weights"))
+    det, note = make_detector("auto")  # reported on the page, not hidden
+    assert det.name == "haar" and "sha256 is not the embedded YuNet" in note
 
 
 def test_crop_levels_the_eyes_and_matches_the_config():

@@ -39,27 +39,45 @@ def predict_logits(model, images: torch.Tensor, size: int, mean=IMAGENET_MEAN, s
     return torch.cat(out)
 
 
-def evaluate_model(model, ds: ImageDataset, *, tta_flip: bool | None = None, device="cpu", progress=False) -> dict:
+def evaluate_model(model, ds: ImageDataset, *, tta_flip: bool | None = None, device="cpu", progress=False,
+                   missing: str = "leave_out") -> dict:
     """Metrics of a loaded model (with ``pretrained_cfg``) on ``ds``, over the classes both share."""
     cfg = model.pretrained_cfg
-    model_names = list(cfg["label_names"])
-    data_names = list(ds.label_set.names)
-    shared = [n for n in model_names if n in data_names]
-    if not shared:
-        raise ValueError(f"the model's classes {model_names} and the dataset's {data_names} share none")
     tta = cfg.get("tta_flip", False) if tta_flip is None else tta_flip
     images = torch.from_numpy(ds.images).to(device)
     logits = predict_logits(model.to(device), images, cfg["input_size"][1], cfg["mean"], cfg["std"], tta,
                             progress=progress).cpu()
-    logits = logits / float(cfg.get("temperature", 1.0))
+    rep = score_by_name(list(cfg["label_names"]), logits / float(cfg.get("temperature", 1.0)), ds, missing=missing)
+    rep.update({"tta_flip": tta, "temperature": float(cfg.get("temperature", 1.0))})
+    return rep
+
+
+def score_by_name(model_names, logits: torch.Tensor, ds: ImageDataset, missing: str = "leave_out") -> dict:
+    """Metrics of per-sample ``logits`` (or log-probabilities) over ``model_names`` against ``ds``'s labels,
+    matched by name. ``missing``: what happens to samples of a class the model lacks: ``leave_out`` (accuracy
+    over the shared classes) or ``count_wrong`` (they stay, every prediction on them is wrong, and their class
+    counts in the balanced accuracy with recall 0: how a peer without that class is compared fairly)."""
+    if missing not in ("leave_out", "count_wrong"):
+        raise ValueError(f"missing must be leave_out or count_wrong, got {missing!r}")
+    model_names, data_names = list(model_names), list(ds.label_set.names)
+    shared = [n for n in model_names if n in data_names]
+    if not shared:
+        raise ValueError(f"the model's classes {model_names} and the dataset's {data_names} share none")
     cols = [model_names.index(n) for n in shared]
     true_names = [data_names[i] for i in ds.labels]
-    keep = np.array([n in shared for n in true_names])
-    y = np.array([shared.index(n) for n, k in zip(true_names, keep) if k], dtype=np.int64)
-    probs = logits[torch.from_numpy(keep)][:, cols].softmax(1).numpy()
-    rep = classification_report(y, probs, shared)
+    probs = logits[:, cols].float().softmax(1).numpy()
+    if missing == "leave_out":
+        keep = np.array([n in shared for n in true_names])
+        names, probs = shared, probs[keep]
+        y = np.array([shared.index(n) for n, k in zip(true_names, keep) if k], dtype=np.int64)
+    else:  # the dataset's classes the model lacks get a column of zeros: never predicted
+        keep = np.ones(len(true_names), dtype=bool)
+        names = shared + [n for n in data_names if n not in shared]
+        probs = np.concatenate([probs, np.zeros((len(probs), len(names) - len(shared)), probs.dtype)], 1)
+        y = np.array([names.index(n) for n in true_names], dtype=np.int64)
+    rep = classification_report(y, probs, names)
     rep.update({
-        "dataset": ds.name, "tta_flip": tta, "temperature": float(cfg.get("temperature", 1.0)),
+        "dataset": ds.name, "missing": missing,
         "classes_only_in_model": [n for n in model_names if n not in data_names],
         "classes_only_in_dataset": [n for n in data_names if n not in model_names],
         "n_left_out": int((~keep).sum()),
