@@ -69,6 +69,16 @@ def test_resume_after_sigkill_matches_uninterrupted_run(ferplus, tmp_path):
     prov = cfg["provenance"]
     assert prov["seed"] == 0 and prov["epochs"] == 2 and prov["init"].startswith("from scratch")
     assert "--resume" in prov["command"] and prov["commit"] and cfg["temperature"] > 0
+    elapsed = [float(r["elapsed_s"]) for r in __import__("csv").DictReader(open(out / "metrics.csv"))]
+    assert elapsed[0] < elapsed[1], "wall time restarted at the resume"  # it counts across the stop
+    assert prov["epochs_completed"] == 2 and 0 < prov["wall_time_s"] <= prov["run_wall_time_s"] == elapsed[-1]
+
+    # --export-only exports the run as it stands (here finished) without training
+    (out / "export" / "config.json").unlink()
+    r = _run(COMMON + data + ["--out", str(out), "--export-only"])
+    assert "epoch 1/2" not in r.stderr and (out / "export" / "config.json").exists()
+    again = load_file(str(out / "export" / "model.safetensors"))
+    assert all(torch.equal(a[k], again[k]) for k in a)
     val = cfg["metrics"]["validation"]
     assert set(val) >= {"accuracy", "balanced_accuracy", "ece", "recall", "confusion_matrix"}
     assert val["n"] == 16 and sum(map(sum, val["confusion_matrix"])) == 16

@@ -1,2 +1,3 @@
-"""Training: the loop, losses, metrics, checkpoints, plots."""
-from .loop import TrainConfig, train  # noqa: F401
+"""Training: the config, the loop, losses and schedule, metrics, checkpoints, export, plots."""
+from .config import TrainConfig  # noqa: F401
+from .loop import train  # noqa: F401

@@ -11,6 +11,7 @@ import platform
 import torch
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16")
+AMP_CHOICES = ("auto", "bf16", "fp16", "off")
 
 
 def cpu_has_native_bf16() -> bool:
@@ -20,7 +21,7 @@ def cpu_has_native_bf16() -> bool:
 
 def resolve_amp(amp: str, device: torch.device) -> str:
     """``auto`` -> ``bf16`` on CUDA and on CPUs with native bf16, else ``off``; other values pass through."""
-    if amp not in ("auto", "bf16", "fp16", "off"):
+    if amp not in AMP_CHOICES:
         raise ValueError(f"amp must be auto, bf16, fp16 or off, got {amp!r}")
     if amp != "auto":
         return amp

@@ -1,0 +1,96 @@
+"""The end of a run: the best weights, a temperature fitted on the selection split, plots, and an export folder
+(safetensors + config.json with provenance and metrics) that ``load_pretrained`` and ``train_scripts/export.py``
+take. Also what ``--export-only`` runs on a run that is still going or was stopped."""
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from ..models.registry import IMAGENET_MEAN, IMAGENET_STD
+from ..weights import DEFAULT_CROP, build_config, save_pretrained
+from .checkpoint import load_checkpoint
+from .evaluation import predict_logits
+from .hardware import device_description
+from .loop import Run
+from .metrics import classification_report, expected_calibration_error, fit_temperature, summarize
+from .plots import plot_confusion, plot_curves
+
+
+def finish(run: Run, argv=None) -> dict:
+    """Load RUN/best.pt, fit the temperature, write val_report.json, curves.png, confusion.png and export/."""
+    cfg, out = run.cfg, run.out
+    if not (out / "best.pt").exists():
+        raise FileNotFoundError(f"{out / 'best.pt'}: no best checkpoint yet (it is written after the first epoch)")
+    best = load_checkpoint(out / "best.pt", run.device)
+    model = run.model
+    model.load_state_dict({k.removeprefix("module."): v for k, v in best["model"].items() if k != "n_averaged"})
+    logits = predict_logits(model, run.val_images, run.size, IMAGENET_MEAN, IMAGENET_STD, cfg.tta_flip,
+                            amp_dtype=run.amp_dtype, channels_last=cfg.channels_last).cpu()
+    labels = run.train_ds.label_set
+    temperature = fit_temperature(logits, torch.from_numpy(run.val_ds.labels))
+    rep = classification_report(run.val_ds.labels, (logits / temperature).softmax(1).numpy(), labels.names)
+    rep["ece_before_temperature"] = expected_calibration_error(logits.softmax(1).numpy(), run.val_ds.labels)
+    rep["temperature"] = temperature
+    (out / "val_report.json").write_text(json.dumps(rep, indent=2))
+    plot_curves(out / "metrics.csv", out / "curves.png")
+    plot_confusion(rep["confusion_matrix"], labels.names, out / "confusion.png",
+                   f"{cfg.model} on {cfg.val_split}: acc {rep['accuracy']:.4f}")
+    model.cpu().to(memory_format=torch.contiguous_format)
+    config = build_config(model, label_set=labels, input_size=(3, run.size, run.size),
+                          grayscale=run.train_ds.grayscale,
+                          crop=dict(DEFAULT_CROP, source_size=int(run.train_ds.images.shape[1])),
+                          temperature=temperature, tta_flip=cfg.tta_flip, provenance=provenance(run, best, argv),
+                          metrics={"validation": summarize(rep)})  # selection split, float32, after temperature
+    export = save_pretrained(model, out / "export", config, storage=cfg.export_storage)
+    print(f"best epoch {best['best']['epoch']}: val acc {rep['accuracy']:.4f} (balanced "
+          f"{rep['balanced_accuracy']:.4f}), temperature {temperature:.3f}; exported to {export}", flush=True)
+    return {"export": str(export), "val_report": rep}
+
+
+def provenance(run: Run, best: dict, argv=None) -> dict:
+    """How the weights were made, for config.json and the model card."""
+    cfg = run.cfg
+    rows = list(csv.DictReader(open(run.out / "metrics.csv"))) if (run.out / "metrics.csv").exists() else []
+    best_epoch = best["best"]["epoch"]
+    at_best = next((r for r in rows if int(r["epoch"]) == best_epoch), None)
+    kind, _, path = cfg.data.partition(":")
+    return {
+        "command": " ".join(argv if argv is not None else sys.argv),
+        "commit": git_commit(),
+        "dataset": kind if kind != "cache" else "cache:" + Path(path).name,
+        "protocol": cfg.protocol, "train_split": cfg.train_split, "selection_split": cfg.val_split,
+        "selection_protocol": cfg.val_protocol,
+        "seed": cfg.seed, "epochs": cfg.epochs, "epochs_completed": len(rows), "best_epoch": best_epoch,
+        "device": device_description(run.device), "precision": run.amp,
+        # wall time to the shipped (best) epoch, and of the whole run so far, across stops and resumes
+        "wall_time_s": round(float(at_best["elapsed_s"]) if at_best else run.elapsed(), 1),
+        "run_wall_time_s": round(float(rows[-1]["elapsed_s"]) if rows else run.elapsed(), 1),
+        "init": _init_note(cfg),
+    }
+
+
+def _init_note(cfg) -> str:
+    if cfg.model == "fusion":
+        how = "fine-tuned jointly" if cfg.joint else "frozen"
+        return f"branches from {cfg.branch_a} and {cfg.branch_b}, {how}"
+    if cfg.init_from:
+        return f"warm start from {cfg.init_from} (see its own provenance), fresh schedule"
+    return "from scratch (no pretrained backbone)"
+
+
+def git_commit() -> str:
+    """The checkout's commit, with ``-dirty`` when tracked files differ from it."""
+    try:
+        root = Path(__file__).resolve().parents[2]
+        sha = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return (sha + ("-dirty" if dirty else "")) or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
