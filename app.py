@@ -1,11 +1,14 @@
 """Spaces entry point: load the models once, build the demo from demo/, launch it."""
 import os
+import tempfile
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# cached example results belong to this process's weights: never reuse a cache left by other weights
+os.environ.setdefault("GRADIO_EXAMPLES_CACHE", tempfile.mkdtemp(prefix="fer_examples_"))
 
 import torch  # noqa: E402
 
-from demo import build_demo  # noqa: E402
+from demo import CSS, build_demo  # noqa: E402
 from fer_core.predict import Analyzer  # noqa: E402
 from fer_core.weights import WeightsError  # noqa: E402
 
@@ -27,4 +30,4 @@ demo.queue(max_size=int(os.environ.get("FER_QUEUE_SIZE", "32")), default_concurr
 if __name__ == "__main__":
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "0.0.0.0"),
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")), show_error=True,
-                max_file_size="25mb")
+                max_file_size="25mb", css=CSS)

@@ -25,25 +25,27 @@ import torch  # noqa: E402
 from pytorch_grad_cam import GradCAM  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
-from fer_core import create_model, load_weights  # noqa: E402
+from fer_core import create_model  # noqa: E402
 from fer_core.data.augment import eval_transform  # noqa: E402
 from fer_core.explain import gradcam_with_details, own_attention  # noqa: E402
-from fer_core.faces import YuNetDetector, crop_face, detect_faces, make_detector  # noqa: E402
+from fer_core.faces import YUNET_EMBEDDED, YuNetDetector, crop_face, detect_faces, make_detector  # noqa: E402
 from fer_core.images import load_image  # noqa: E402
-from fer_core.predict import Analyzer  # noqa: E402
+from fer_core.predict import MODEL_KEYS, Analyzer  # noqa: E402
 from fer_core.weights import build_config  # noqa: E402
 
 
 def build_models(a):
+    """The shipped weights (--weights-dir), or untrained models of the shipped architectures (same compute)."""
     if a.weights_dir:
-        return {k: load_weights(Path(a.weights_dir) / k) for k in ("ddamfn", "resnet_dda", "fusion")}
+        slots = Analyzer.from_pretrained({k: Path(a.weights_dir) / k for k in MODEL_KEYS}, detector="haar").slots
+        return {k: slot.model for k, slot in slots.items()}  # the fusion holds the two branch modules
     torch.manual_seed(0)
-    ddamfn = create_model("ddamfn").eval()
+    ddamfn = create_model("ddamfn", input_size=a.ddamfn_size).eval()
     resnet = create_model(a.resnet, **json.loads(a.resnet_args)).eval()
     fusion = create_model("fusion", branch_a=ddamfn, branch_b=resnet,
-                          branch_input_sizes=[(112, 112), (a.resnet_size, a.resnet_size)]).eval()
+                          branch_input_sizes=[(a.ddamfn_size,) * 2, (a.resnet_size,) * 2]).eval()
     models = {"ddamfn": ddamfn, "resnet_dda": resnet, "fusion": fusion}
-    sizes = {"ddamfn": 112, "resnet_dda": a.resnet_size, "fusion": a.resnet_size}
+    sizes = {"ddamfn": a.ddamfn_size, "resnet_dda": a.resnet_size, "fusion": max(a.ddamfn_size, a.resnet_size)}
     for k, m in models.items():
         m.pretrained_cfg = build_config(m, label_set="ferplus", input_size=(3, sizes[k], sizes[k]))
         m.temperature = 1.0
@@ -87,10 +89,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description="CPU latency per face: our pipeline vs a naive baseline.")
     ap.add_argument("--photo", default=str(ROOT / "demo/examples/grace_hopper.jpg"))
     ap.add_argument("--weights-dir", default=None)
+    ap.add_argument("--ddamfn-size", type=int, default=64)
     ap.add_argument("--resnet", default="resnet18_dda")
-    ap.add_argument("--resnet-size", type=int, default=112)
-    ap.add_argument("--resnet-args", default="{}", help='JSON, e.g. \'{"dda_stages": [3, 4]}\'')
-    ap.add_argument("--yunet", default=str(ROOT.parent / "shared/models/face_detection_yunet.onnx"))
+    ap.add_argument("--resnet-size", type=int, default=64)
+    ap.add_argument("--resnet-args", default='{"dda_stages": [3, 4]}', help="JSON arguments of the ResNet+DDA")
+    ap.add_argument("--yunet", default=str(YUNET_EMBEDDED))
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
@@ -103,7 +106,7 @@ def main(argv=None):
     stages = []
 
     def ours():
-        stages.append(analyzer.analyze(rgb, maps=True)["timings_ms"])
+        stages.append(analyzer.analyze(rgb, maps=True).timings_ms)
 
     ours_ms = measure(ours, a.runs)
     live_ms = measure(lambda: analyzer.analyze(rgb, maps=False), a.runs)
@@ -112,7 +115,7 @@ def main(argv=None):
         "device": f"cpu, {a.threads} threads", "date": time.strftime("%Y-%m-%d"), "detector": detector.name,
         "models": {k: {"architecture": m.arch_name, "args": m.pretrained_cfg["model_args"] if k != "fusion" else
                        {"mode": m.mode}, "input": m.pretrained_cfg["input_size"][1]} for k, m in models.items()},
-        "faces": len(analyzer.analyze(rgb, maps=False)["faces"]),
+        "faces": len(analyzer.analyze(rgb, maps=False).faces),
         "ours_p50_ms": float(np.median(ours_ms)), "ours_p95_ms": float(np.percentile(ours_ms, 95)),
         "naive_p50_ms": float(np.median(naive_ms)),
         "live_no_maps_p50_ms": float(np.median(live_ms)),

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,6 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
+from demo.serve import start_app, stop_app  # noqa: E402
+
 
 def rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
@@ -33,30 +31,6 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
-
-
-def start_app(weights_dir: str | None):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", HF_HUB_OFFLINE="1")
-    if weights_dir:
-        env["FER_WEIGHTS_DIR"] = weights_dir
-    yunet = ROOT.parent / "shared/models/face_detection_yunet.onnx"
-    if yunet.exists():
-        env.setdefault("FER_YUNET_PATH", str(yunet))
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return proc, url
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise RuntimeError("the app did not start")
 
 
 def main(argv=None):
@@ -79,7 +53,7 @@ def main(argv=None):
             tmp = tempfile.mkdtemp()
             a.weights_dir = str(make_weights(Path(tmp)))
             print(f"no shipped weights: using untrained test weights in {a.weights_dir}")
-        proc, url = start_app(a.weights_dir)
+        proc, url = start_app({"HF_HUB_OFFLINE": "1", **({"FER_WEIGHTS_DIR": a.weights_dir} if a.weights_dir else {})})
     mem, stop = [], threading.Event()
 
     def sample():
@@ -96,8 +70,7 @@ def main(argv=None):
         for _ in range(a.requests):
             t0 = time.perf_counter()
             try:
-                out = client.predict(handle_file(a.photo), api_name="/predict")
-                ok = any(isinstance(o, dict) and o.get("faces") for o in out)
+                ok = bool(client.predict(handle_file(a.photo), api_name="/predict").get("faces"))
                 with lock:
                     lat.append(time.perf_counter() - t0)
                     if not ok:
@@ -114,8 +87,7 @@ def main(argv=None):
         wall = time.time() - t0
         stop.set()
         if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
+            stop_app(proc)
     lat_ms = np.array(lat) * 1000
     res = {"clients": a.clients, "requests_each": a.requests, "completed": len(lat), "errors": len(errors),
            "error_examples": errors[:5], "p50_ms": float(np.median(lat_ms)) if len(lat) else None,

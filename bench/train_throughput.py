@@ -43,7 +43,8 @@ from fer_core.train.hardware import AMP_DTYPES, cpu_has_native_bf16, resolve_amp
 
 # What ships (weights/*/config.json records the same) against the seed's loop at the seed's input size.
 CASES = {
-    "ddamfn": {"model": "ddamfn", "args": {}, "size": 64, "amp": "off", "compile": True, "reference_size": 112},
+    "ddamfn": {"model": "ddamfn", "args": {"zero_init_residual": True}, "size": 64, "amp": "off", "compile": True,
+               "reference_size": 112},
     "resnet_dda": {"model": "resnet18_dda", "args": {"dda_stages": [3, 4], "drop_rate": 0.4}, "size": 64,
                    "amp": "auto", "compile": False, "reference_size": 224},
 }

@@ -1,2 +1,2 @@
 """The Gradio demo (layout, event wiring, drawing); app.py builds and launches it."""
-from .ui import build_demo  # noqa: F401
+from .ui import CSS, build_demo  # noqa: F401

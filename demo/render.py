@@ -1,7 +1,9 @@
-"""Drawing for the UI: numbered face boxes, heat-map overlays, label dictionaries, short texts."""
+"""Pictures for the page: numbered face boxes, maps over the face, the model's input, a colour scale, the face x
+model table, and PNG files Gradio can serve safely."""
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import tempfile
 import time
@@ -12,23 +14,27 @@ import numpy as np
 
 from fer_core.explain import overlay
 from fer_core.files import write_bytes_atomic
-from fer_core.predict import DISPLAY_NAMES
+from fer_core.images import gray_to_rgb
+from fer_core.results import Analysis, ModelResult, display_name
 
 BOX_COLOURS = [(46, 204, 113), (52, 152, 219), (231, 76, 60), (241, 196, 15), (155, 89, 182)]
+MAP_SIZE = 224  # every map on the page is shown at least this large
+MAP_MODES = ("over the face", "map alone")
 
 
-def draw_faces(rgb: np.ndarray, result: dict, selected: int | None = None) -> np.ndarray:
+def draw_faces(analysis: Analysis, selected: int | None = None) -> np.ndarray:
+    """The photo with a numbered box (and YuNet's landmarks) per face; the selected face's box is thicker."""
+    rgb = analysis.image
     out = rgb.copy()
     scale = max(1.0, max(rgb.shape[:2]) / 600)
-    for f in result["faces"]:
-        x, y, w, h = (int(round(v)) for v in f["box"])
-        colour = BOX_COLOURS[(f["index"] - 1) % len(BOX_COLOURS)]
-        thick = int(round((4 if f["index"] == selected else 2) * scale))
+    for f in analysis.faces:
+        x, y, w, h = (int(round(v)) for v in f.box)
+        colour = BOX_COLOURS[(f.index - 1) % len(BOX_COLOURS)]
+        thick = int(round((4 if f.index == selected else 2) * scale))
         cv2.rectangle(out, (x, y), (x + w, y + h), colour, thick)
-        if f.get("landmarks"):
-            for px, py in f["landmarks"]:
-                cv2.circle(out, (int(px), int(py)), max(1, int(2 * scale)), colour, -1)
-        label = str(f["index"])
+        for px, py in f.landmarks or []:
+            cv2.circle(out, (int(px), int(py)), max(1, int(2 * scale)), colour, -1)
+        label = str(f.index)
         fs = 0.8 * scale
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, fs, max(1, int(2 * scale)))
         cv2.rectangle(out, (x, max(0, y - th - 8)), (x + tw + 8, y), colour, -1)
@@ -36,33 +42,53 @@ def draw_faces(rgb: np.ndarray, result: dict, selected: int | None = None) -> np
     return out
 
 
-def model_views(face: dict, key: str):
-    """(Grad-CAM overlay, own-attention overlay) for one model of one face, or (None, None) without maps."""
-    m = face["models"][key]
-    crop = face["crops"][key]
-    if "gradcam" not in m:
-        return None, None
-    return to_file(overlay(crop, m["gradcam"])), to_file(overlay(crop, m["attention"]))
+def input_view(m: ModelResult, size: int = MAP_SIZE) -> np.ndarray:
+    """What the model saw, whole, at its true resolution scaled up by a whole factor without smoothing."""
+    img = m.input_image
+    k = max(1, math.ceil(size / img.shape[0]))
+    return gray_to_rgb(cv2.resize(img, (img.shape[1] * k, img.shape[0] * k), interpolation=cv2.INTER_NEAREST))
 
 
-def label_dict(face: dict, key: str) -> dict:
-    return dict(face["models"][key]["probs"])
+def map_view(m: ModelResult, kind: str, mode: str = MAP_MODES[0]) -> np.ndarray | None:
+    """A Grad-CAM or own-attention map (``kind``) at the map size, over the model's input or alone (the same
+    JET colours as :func:`colour_scale`)."""
+    heat = getattr(m, kind)
+    if heat is None:
+        return None
+    if mode == MAP_MODES[1]:
+        return cv2.cvtColor(cv2.applyColorMap(np.uint8(255 * heat), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    face = cv2.resize(m.input_image, heat.shape[::-1], interpolation=cv2.INTER_NEAREST)
+    return overlay(face, heat)
 
 
-def branch_text(face: dict) -> str:
-    w = face["models"]["fusion"].get("branch_weights")
-    if not w:
-        return ""
-    bar = lambda v: "█" * int(round(20 * v))  # noqa: E731
-    return ("**How much each branch counted**\n\n"
-            f"`{DISPLAY_NAMES['ddamfn']:>10}` {bar(w['ddamfn'])} {100 * w['ddamfn']:.0f}%\n\n"
-            f"`{DISPLAY_NAMES['resnet_dda']:>10}` {bar(w['resnet_dda'])} {100 * w['resnet_dda']:.0f}%")
+def colour_scale(width: int = 3 * MAP_SIZE, height: int = 44) -> np.ndarray:
+    """The maps' colour scale, from 'little weight' (blue) to 'most weight' (red)."""
+    bar = cv2.applyColorMap(np.tile(np.linspace(0, 255, width).astype(np.uint8), (18, 1)), cv2.COLORMAP_JET)
+    out = np.full((height, width, 3), 255, np.uint8)
+    out[:18] = cv2.cvtColor(bar, cv2.COLOR_BGR2RGB)
+    for text, x in (("little weight", 2), ("most weight", width - 100)):
+        cv2.putText(out, text, (x, height - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (40, 40, 40), 1, cv2.LINE_AA)
+    return out
 
 
-def timings_text(result: dict) -> str:
-    t = result.get("timings_ms", {})
+def faces_table(analysis: Analysis) -> list[list[str]]:
+    """One row per face: its number, then each model's top label and confidence."""
+    return [[str(f.index)] + [f"{m.top} ({m.confidence:.2f})" for m in f.models.values()] for f in analysis.faces]
+
+
+def table_headers(keys) -> list[str]:
+    return ["face"] + [display_name(k) for k in keys]
+
+
+def branch_weights(m: ModelResult) -> dict[str, float] | None:
+    """A fusion's branch weights as a gr.Label value (bars), keyed by display name."""
+    return None if m.branch_weights is None else {display_name(k): v for k, v in m.branch_weights.items()}
+
+
+def timings_text(analysis: Analysis) -> str:
+    t = analysis.timings_ms
     parts = [f"{k} {v:.0f} ms" for k, v in t.items() if k != "total"]
-    return f"**{t.get('total', 0):.0f} ms** in all ({', '.join(parts)}); detector: {result.get('detector')}"
+    return f"**{t.get('total', 0):.0f} ms** in all ({', '.join(parts)}); detector: {analysis.detector}"
 
 
 OUT_DIR = Path(tempfile.gettempdir()) / f"fer_demo_{os.getpid()}"

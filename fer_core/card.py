@@ -17,11 +17,11 @@ EVALUATION_TITLES = {
     "fer2013_val": "FER2013 val, 7 classes matched by name (no contempt)",
     "validation": "selection split, float32 (the trainer's own figure)",
 }
+FROM_SCRATCH = ("Trained from scratch: no ImageNet or face-recognition pre-training was available, which costs several "
+                "points against the published numbers of the same architectures.")
 LIMITS = [
     "Trained on FER+: 48x48 grayscale crops of mostly frontal faces from web images; photos unlike these (profile "
     "views, occlusion, low light, children, very different demographics) are read less reliably.",
-    "Trained from scratch: no ImageNet or face-recognition pre-training was available, which costs several points "
-    "against the published numbers of the same architectures.",
     "FER+ labels are the majority of 10 annotators; on many faces they disagree, so even a perfect model would not "
     "reach 100%. Rare classes (disgust, fear, contempt: under 3% of the training set) have low recall.",
     "An expression is not an emotion: do not use these predictions for decisions about people (hiring, policing, "
@@ -48,6 +48,14 @@ def evaluations(config: dict) -> dict[str, dict]:
     if isinstance(training, dict) and "validation" in training:
         found.setdefault("validation", training["validation"])
     return found
+
+
+def limits(provenance: dict) -> list[str]:
+    """The card's limits; weights with a pretrained backbone (``provenance["pretrained_backbone"]``) are not
+    from scratch."""
+    if provenance.get("pretrained_backbone"):
+        return list(LIMITS)
+    return LIMITS[:1] + [FROM_SCRATCH] + LIMITS[1:]
 
 
 def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
@@ -98,5 +106,5 @@ def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
         lines.append("No metrics recorded.")
     for img in images:
         lines += ["", f"![{img}]({img})"]
-    lines += ["", "## Limits", ""] + [f"- {text}" for text in LIMITS] + [""]
+    lines += ["", "## Limits", ""] + [f"- {text}" for text in limits(prov)] + [""]
     return "\n".join(lines)

@@ -71,7 +71,8 @@ def convert_checkpoint(pth, out_dir, src_labels=None, dataset: str = "", storage
     config = build_config(model, label_set=labels, input_size=(3, 112, 112), grayscale=False,
                           provenance={"source": "official DDAMFN checkpoint (converted)",
                                       "init": "trained by the DDAMFN authors (their backbone: MS-Celeb-1M "
-                                              "face-recognition pretraining); converted by fer_core.convert", "file": Path(pth).name,
+                                              "face-recognition pretraining); converted by fer_core.convert",
+                                      "pretrained_backbone": "MS-Celeb-1M face recognition", "file": Path(pth).name,
                                       "file_sha256": sha256_file(pth), "dataset": dataset,
                                       "source_label_order": list(get_label_set(src_labels).names)})
     return save_pretrained(model, out_dir, config, storage=storage)

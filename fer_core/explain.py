@@ -25,6 +25,7 @@ from pytorch_grad_cam.utils.image import scale_cam_image, show_cam_on_image
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
+from .images import gray_to_rgb
 from .models.layers import MIN_MAP_SIDE
 
 
@@ -147,7 +148,7 @@ def overlay(crop: np.ndarray, heat: np.ndarray, alpha: float = 0.45) -> np.ndarr
     """A heat map over a crop (grayscale or RGB uint8, any size) as an RGB uint8 image at the map's size."""
     import cv2
 
-    rgb = crop if crop.ndim == 3 else np.repeat(crop[..., None], 3, -1)
+    rgb = gray_to_rgb(crop)
     if rgb.shape[:2] != heat.shape:
         rgb = cv2.resize(rgb, heat.shape[::-1], interpolation=cv2.INTER_LINEAR)
     return show_cam_on_image(rgb.astype(np.float32) / 255, heat, use_rgb=True, image_weight=1 - alpha)

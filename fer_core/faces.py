@@ -23,14 +23,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .pretrained import PretrainedEntry
+from .pretrained import PROJECT_WEIGHTS, PretrainedEntry
 
-# The embedded default (MIT, weights/yunet/README.md) and its sha256, checked on every load.
-YUNET_EMBEDDED = "yunet/face_detection_yunet.onnx"
+# The embedded default (MIT, weights/yunet/README.md) and its sha256, checked on every load. It ships with the
+# code, so it is looked for in the project's weights/ even when FER_WEIGHTS_DIR points the models elsewhere.
+YUNET_EMBEDDED = PROJECT_WEIGHTS / "yunet" / "face_detection_yunet.onnx"
 YUNET_SHA256 = "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"
 # OpenCV's own Hub repo of the model, used when the embedded copy is missing. Its file is a later export than the
 # embedded one (a different sha256), so it is not pinned: pin revision and sha256 here once checked online.
-YUNET_ENTRY = PretrainedEntry("yunet", "yunet", "opencv/face_detection_yunet", "main", YUNET_EMBEDDED)
+YUNET_ENTRY = PretrainedEntry("yunet", "yunet", "opencv/face_detection_yunet", "main", "yunet/" + YUNET_EMBEDDED.name)
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 
 
@@ -99,12 +100,12 @@ class YuNetDetector:
 def yunet_path(path=None) -> Path:
     """The YuNet file: ``path``, else ``FER_YUNET_PATH``, else the embedded copy (its sha256 checked: a damaged
     copy is an error, not a silent switch), else the Hub copy."""
-    from .weights import WeightsError, embedded_path, fetch_file, sha256_file
+    from .weights import WeightsError, fetch_file, sha256_file
 
     path = path or os.environ.get("FER_YUNET_PATH")
     if path:
         return Path(path)
-    embedded = embedded_path(YUNET_EMBEDDED)
+    embedded = YUNET_EMBEDDED
     if embedded.is_file():
         if sha256_file(embedded) != YUNET_SHA256:
             raise WeightsError(f"{embedded}: sha256 is not the embedded YuNet's {YUNET_SHA256[:12]}... (damaged or "

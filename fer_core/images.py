@@ -21,6 +21,13 @@ class ImageInputError(ValueError):
     """An input that is not a usable image; the message is meant for the user."""
 
 
+def gray_to_rgb(a: np.ndarray) -> np.ndarray:
+    """``H x W`` (or ``H x W x 1``) -> ``H x W x 3`` by repeating the channel; RGB passes through."""
+    if a.ndim == 3 and a.shape[2] == 3:
+        return a
+    return np.repeat(a.reshape(a.shape[0], a.shape[1], 1), 3, -1)
+
+
 def _from_pil(im: Image.Image) -> np.ndarray:
     w, h = im.size
     if w * h > MAX_PIXELS:
@@ -32,7 +39,7 @@ def _from_pil(im: Image.Image) -> np.ndarray:
         if im.mode in ("I;16", "I;16B", "I;16L", "I"):
             a = np.asarray(im, dtype=np.float64)
             top = 65535.0 if a.max() > 255 else 255.0
-            return np.repeat((np.clip(a / top, 0, 1) * 255 + 0.5).astype(np.uint8)[..., None], 3, -1)
+            return gray_to_rgb((np.clip(a / top, 0, 1) * 255 + 0.5).astype(np.uint8))
         if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
             rgba = im.convert("RGBA")
             bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -58,14 +65,14 @@ def load_image(src) -> np.ndarray:
         elif a.dtype != np.uint8:
             a = np.clip(a if a.max() > 1.0 else a * 255, 0, 255).astype(np.uint8)
         if a.ndim == 2:
-            a = np.repeat(a[..., None], 3, -1)
+            a = gray_to_rgb(a)
         if a.ndim != 3 or a.shape[2] not in (1, 3, 4):
             raise ImageInputError(f"array of shape {a.shape} is not an image")
         if a.shape[2] == 4:
             alpha = a[..., 3:4].astype(np.float32) / 255
             a = (a[..., :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
         elif a.shape[2] == 1:
-            a = np.repeat(a, 3, -1)
+            a = gray_to_rgb(a)
         return _from_pil(Image.fromarray(np.ascontiguousarray(a)))
     if isinstance(src, Image.Image):
         return _from_pil(src)

@@ -1,7 +1,7 @@
 """The one prediction pipeline shared by the app, the CLI and the benchmarks.
 
-    image -> faces (detect, crop and align per model config) -> per model: calibrated probabilities, Grad-CAM,
-    own attention -> fusion from the branches' features -> agreement -> JSON-able results + timings
+    image -> faces (detect, then crop and align per model config) -> models (calibrated probabilities, Grad-CAM,
+    own attention; a fusion reuses its branches' forward passes) -> an :class:`~fer_core.results.Analysis`
 
 CLI::
 
@@ -28,9 +28,9 @@ from .data.augment import eval_transform
 from .explain import gradcam_from_leaves, gradcam_with_details, model_lock, own_attention, resize_maps
 from .faces import crop_face, detect_faces, make_detector
 from .images import ImageInputError, load_image
+from .results import Analysis, FaceResult, ModelResult, display_name
 
-MODEL_KEYS = ("ddamfn", "resnet_dda", "fusion")
-DISPLAY_NAMES = {"ddamfn": "DDAMFN", "resnet_dda": "ResNet+DDA", "fusion": "Fusion"}
+MODEL_KEYS = ("ddamfn", "resnet_dda", "fusion")  # the shipped weights, in the order the page shows them
 
 
 @dataclass
@@ -61,41 +61,66 @@ class Slot:
     def crop_key(self):
         return (self.source_size, self.grayscale, tuple(sorted(self.crop.items())))
 
+    def batch(self, crops, flip: bool = False) -> torch.Tensor:
+        """Face crops -> the model's input tensor (resized and normalised exactly as in training)."""
+        return eval_transform(torch.from_numpy(np.stack(crops)), self.size, self.mean, self.std, flip)
 
-def _same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    def seen(self, x: torch.Tensor) -> list[np.ndarray]:
+        """The input tensor back as uint8 images at the model's input size: what the model saw."""
+        m = torch.as_tensor(self.mean).view(1, -1, 1, 1)
+        s = torch.as_tensor(self.std).view(1, -1, 1, 1)
+        img = (x.detach().cpu() * s + m).clamp(0, 1).mul(255).round().to(torch.uint8)
+        img = img[:, 0] if self.grayscale else img.permute(0, 2, 3, 1)
+        return list(img.numpy())
+
+
+@dataclass
+class _Pass:
+    """One model's forward pass over the faces of an image, kept for a fusion that reuses it."""
+
+    details: dict
+    leaves: list  # Grad-CAM target activations whose graph to the logits is kept (maps only)
+    crops: list
+    flipped: dict | None  # the test-time flipped view's details
 
 
 class Analyzer:
-    """Holds the models and the face detector; :meth:`analyze` runs the pipeline on one image."""
+    """Holds the models and the face detector; :meth:`analyze` runs the pipeline on one image.
+
+    A fusion whose branches are themselves models of this analyzer (the same modules, as
+    :meth:`from_pretrained` loads them) fuses their forward passes instead of running them again."""
 
     def __init__(self, models: dict, detector="auto", max_faces: int = 10, min_face: int = 20):
-        unknown = set(models) - set(MODEL_KEYS)
-        if unknown:
-            raise ValueError(f"unknown model keys {sorted(unknown)}; expected {MODEL_KEYS}")
         self.slots = {k: Slot.from_model(k, m) for k, m in models.items()}
         self.detector, self.detector_note = make_detector(detector) if isinstance(detector, str) else (detector, "")
         self.max_faces, self.min_face = max_faces, min_face
-        fusion = models.get("fusion")
-        # The fusion reuses the standalone branches' forward passes when it holds the same weights.
-        self.fusion_reuses = (fusion is not None and "ddamfn" in models and "resnet_dda" in models
-                              and _same_weights(fusion.branch_a, models["ddamfn"])
-                              and _same_weights(fusion.branch_b, models["resnet_dda"]))
-        for k in ("ddamfn", "resnet_dda"):
-            if k in self.slots and "fusion" in self.slots and self.slots[k].labels != self.slots["fusion"].labels:
-                raise ValueError(f"{k} and fusion have different labels")
+        self.sources = {}  # fusion key -> the keys of the slots holding its two branches
+        for key, slot in self.slots.items():
+            if not hasattr(slot.model, "fuse"):
+                continue
+            found = tuple(next((k for k, s in self.slots.items() if s.model is branch), None)
+                          for branch in (slot.model.branch_a, slot.model.branch_b))
+            if None in found:
+                continue
+            for k in found:
+                if self.slots[k].labels != slot.labels:
+                    raise ValueError(f"{k} and {key} have different labels")
+            self.sources[key] = found
 
     @classmethod
     def from_pretrained(cls, names: dict | None = None, **kw):
+        """Load weights by name or path (``{key: name_or_path}``, default the shipped three); a fusion takes the
+        branch modules loaded before it instead of loading its own copies."""
         from .weights import load_pretrained
 
-        names = names or {k: k for k in MODEL_KEYS}
-        return cls({k: load_pretrained(v) for k, v in names.items()}, **kw)
+        models = {}
+        for key, name in (names or {k: k for k in MODEL_KEYS}).items():
+            models[key] = load_pretrained(name, reuse=list(models.values()))
+        return cls(models, **kw)
 
     # -- the pipeline ------------------------------------------------------------------------------------------
     def analyze(self, image, *, maps: bool = True, whole_image_if_none: bool = False, target: str | None = None,
-                display_size: int = 112) -> dict:
+                display_size: int = 224) -> Analysis:
         """Run everything on one image (path, bytes, PIL image or array). ``maps=False`` skips Grad-CAM and
         attention maps (live mode). ``target`` names the class Grad-CAM explains (default: each model's top)."""
         t = {}
@@ -107,187 +132,107 @@ class Analyzer:
                            whole_image_if_none=whole_image_if_none)
         t["detect"] = time.perf_counter() - t1
         notes = ([self.detector_note] if self.detector_note else []) + det.notes
-        result = {"image_size": [int(rgb.shape[1]), int(rgb.shape[0])], "detector": det.detector,
-                  "faces": [], "notes": notes, "timings_ms": {}}
-        if not det.faces:
-            result["notes"].append("no face found (try 'treat the whole image as one face')")
-            result["timings_ms"] = {k: round(v * 1000, 1) for k, v in t.items()}
-            return result
-        t1 = time.perf_counter()
-        crops = {}  # one crop per distinct crop spec
-        for slot in self.slots.values():
-            if slot.crop_key() not in crops:
-                crops[slot.crop_key()] = [crop_face(rgb, f, slot.crop, slot.source_size, slot.grayscale)
-                                          for f in det.faces]
-        t["crop"] = time.perf_counter() - t1
-        faces = [{"index": i + 1, **f.to_json(), "crops": {}, "models": {}} for i, f in enumerate(det.faces)]
-        details = {}
-        for key in ("ddamfn", "resnet_dda"):
-            if key in self.slots:
-                t1 = time.perf_counter()
-                details[key] = self._run_branch(self.slots[key], crops[self.slots[key].crop_key()], faces, maps,
-                                                target, display_size)
-                t[key] = time.perf_counter() - t1
-        if "fusion" in self.slots:
+        faces = [FaceResult(i + 1, **f.to_json()) for i, f in enumerate(det.faces)]
+        result = Analysis(rgb, det.detector, faces, notes, {})
+        if not faces:
+            notes.append("no face found (try 'treat the whole image as one face')")
+        else:
             t1 = time.perf_counter()
-            self._run_fusion(self.slots["fusion"], crops, details, faces, maps, target, display_size)
-            t["fusion"] = time.perf_counter() - t1
-        for f in faces:
-            f["agreement"] = agreement(f["models"])
+            crops = {}  # one crop per distinct crop spec
+            for slot in self.slots.values():
+                if slot.crop_key() not in crops:
+                    crops[slot.crop_key()] = [crop_face(rgb, f, slot.crop, slot.source_size, slot.grayscale)
+                                              for f in det.faces]
+            t["crop"] = time.perf_counter() - t1
+            passes = {}
+            for key, slot in sorted(self.slots.items(), key=lambda kv: kv[0] in self.sources):  # branches first
+                t1 = time.perf_counter()
+                if key in self.sources:
+                    a, b = (passes[k] for k in self.sources[key])
+                    results = self._fuse(slot, a, b, maps, target, display_size)
+                else:
+                    passes[key], results = self._run(slot, crops[slot.crop_key()], maps, target, display_size)
+                for face, r in zip(faces, results):
+                    face.models[key] = r
+                t[key] = time.perf_counter() - t1
         t["total"] = time.perf_counter() - t0
-        result["faces"] = faces
-        result["timings_ms"] = {k: round(v * 1000, 1) for k, v in t.items()}
+        result.timings_ms = {k: round(v * 1000, 1) for k, v in t.items()}
+        result.faces = faces
         return result
 
-    def _batch(self, slot: Slot, crops, flip=False):
-        x = torch.from_numpy(np.stack(crops))
-        return eval_transform(x, slot.size, slot.mean, slot.std, flip)
-
-    def _flipped(self, slot, crops):
+    def _flipped(self, slot: Slot, crops) -> dict:
         """The flipped view's details (test-time flip), without gradients."""
         with model_lock(slot.model), torch.inference_mode():
-            return slot.model.forward_details(self._batch(slot, crops, flip=True))
+            return slot.model.forward_details(slot.batch(crops, flip=True))
 
     @staticmethod
-    def _probs(slot, logits, flipped=None):
-        """Calibrated probabilities; with test-time flip, the logits are averaged with the flipped view's."""
+    def _probs(slot: Slot, logits, flipped=None) -> list[dict]:
+        """Calibrated probabilities per face, highest first; with test-time flip, the logits are averaged with
+        the flipped view's."""
         if flipped is not None:
             logits = (logits + flipped["logits"]) / 2
-        return (logits / slot.temperature).softmax(1)
+        p = (logits.detach() / slot.temperature).softmax(1).cpu().numpy()
+        return [{slot.labels[j]: round(float(row[j]), 5) for j in np.argsort(-row)} for row in p]
 
-    def _run_branch(self, slot: Slot, crops, faces, maps, target, display_size):
-        x = self._batch(slot, crops)
+    def _classes(self, slot: Slot, n: int, target):
+        return None if target is None else [slot.labels.index(target)] * n
+
+    def _run(self, slot: Slot, crops, maps, target, display_size):
+        """One model on its own: one forward serves logits, own attention and (with maps) a cheap Grad-CAM."""
+        x = slot.batch(crops)
         if maps:
-            classes = None if target is None else [slot.labels.index(target)] * len(crops)
-            cams, det, leaves = gradcam_with_details(slot.model, x, classes)
-            logits = det["logits"].detach()
+            cams, det, leaves = gradcam_with_details(slot.model, x, self._classes(slot, len(crops), target))
+            cams = resize_maps(torch.from_numpy(cams), display_size)
         else:
             with model_lock(slot.model), torch.inference_mode():
                 det = slot.model.forward_details(x)
-            logits, leaves = det["logits"], []
+            cams, leaves = None, []
         flipped = self._flipped(slot, crops) if slot.tta_flip else None
-        probs = self._probs(slot, logits, flipped)
-        att = own_attention(det["attention"], display_size) if maps else None
-        cam_disp = resize_maps(torch.from_numpy(cams), display_size) if maps else None
-        for i, f in enumerate(faces):
-            f["crops"][slot.key] = self._model_view(slot, crops[i], display_size)
-            f["models"][slot.key] = self._entry(slot, probs[i])
-            if maps:
-                f["models"][slot.key]["gradcam"] = cam_disp[i]
-                f["models"][slot.key]["attention"] = att[i]
-        return {"details": det, "leaves": leaves, "crops": crops, "flipped": flipped}
+        if maps and "branches" in det:  # a fusion run on its own: its branches' maps, mixed by its weights
+            att = self._mixed_attention(det["branches"]["a"], det["branches"]["b"], det["branch_weights"],
+                                        display_size)
+        else:
+            att = own_attention(det["attention"], display_size) if maps else None
+        weights = det["branch_weights"].detach() if "branch_weights" in det else None
+        results = [ModelResult(slot.key, p, seen,
+                               gradcam=None if cams is None else cams[i], attention=None if att is None else att[i],
+                               branch_weights=None if weights is None else self._weights(slot, weights[i]))
+                   for i, (p, seen) in enumerate(zip(self._probs(slot, det["logits"], flipped), slot.seen(x)))]
+        return _Pass(det, leaves, crops, flipped), results
 
-    def _run_fusion(self, slot: Slot, crops, details, faces, maps, target, display_size):
+    def _fuse(self, slot: Slot, a: _Pass, b: _Pass, maps, target, display_size):
+        """A fusion from its branches' passes: fused logits, Grad-CAM through the reused activations, the
+        branches' own attention mixed by the per-face branch weights."""
         fusion = slot.model
-        if self.fusion_reuses:
-            da, db = details["ddamfn"]["details"], details["resnet_dda"]["details"]
-            with model_lock(fusion), torch.enable_grad() if maps else torch.inference_mode():
-                out = fusion.fuse(da, db)
-            leaves = details["ddamfn"]["leaves"] + details["resnet_dda"]["leaves"]
-            cam = None
-            if maps:
-                k = self._target_index(slot, out["logits"], target)
-                cam = gradcam_from_leaves(out["logits"].gather(1, k[:, None]), leaves, display_size)
-            logits = out["logits"].detach()
-            crop_list = details["ddamfn"]["crops"]
-            flipped = None
-            if slot.tta_flip:
-                fa, fb = details["ddamfn"]["flipped"], details["resnet_dda"]["flipped"]
-                if fa is None or fb is None:
-                    fa, fb = (self._flipped(self.slots[k], details[k]["crops"]) for k in ("ddamfn", "resnet_dda"))
-                with torch.inference_mode():
-                    flipped = fusion.fuse(fa, fb)
-            probs = self._probs(slot, logits, flipped)
-            branch_maps = ([f["models"]["ddamfn"].get("attention") for f in faces],
-                           [f["models"]["resnet_dda"].get("attention") for f in faces])
-        else:  # the fusion's branches differ from the standalone models: run them
-            crop_list = crops[slot.crop_key()]
-            x = self._batch(slot, crop_list)
-            if maps:
-                classes = None if target is None else [slot.labels.index(target)] * len(crop_list)
-                cams, out, _ = gradcam_with_details(fusion, x, classes)
-                cam = resize_maps(torch.from_numpy(cams), display_size)
-            else:
-                with model_lock(fusion), torch.inference_mode():
-                    out = fusion.forward_details(x)
-                cam = None
-            logits = out["logits"].detach()
-            probs = self._probs(slot, logits, self._flipped(slot, crop_list) if slot.tta_flip else None)
-            branch_maps = ((own_attention({k[2:]: v for k, v in out["attention"].items() if k.startswith("a_")},
-                                          display_size),
-                            own_attention({k[2:]: v for k, v in out["attention"].items() if k.startswith("b_")},
-                                          display_size)) if maps else ([None] * len(faces), [None] * len(faces)))
-        w = out["branch_weights"].detach().cpu().numpy()
-        for i, f in enumerate(faces):
-            f["crops"]["fusion"] = self._model_view(slot, crop_list[i], display_size)
-            e = self._entry(slot, probs[i])
-            e["branch_weights"] = {"ddamfn": round(float(w[i, 0]), 4), "resnet_dda": round(float(w[i, 1]), 4)}
-            if maps:
-                e["gradcam"] = cam[i]
-                e["attention"] = (w[i, 0] * branch_maps[0][i] + w[i, 1] * branch_maps[1][i]).astype(np.float32)
-            f["models"]["fusion"] = e
+        with model_lock(fusion), torch.enable_grad() if maps else torch.inference_mode():
+            out = fusion.fuse(a.details, b.details)
+        cams = att = None
+        if maps:
+            k = out["logits"].detach().argmax(1) if target is None else torch.full(
+                (len(a.crops),), slot.labels.index(target), dtype=torch.long)
+            cams = gradcam_from_leaves(out["logits"].gather(1, k[:, None]), a.leaves + b.leaves, display_size)
+            att = self._mixed_attention(a.details, b.details, out["branch_weights"], display_size)
+        flipped = None
+        if slot.tta_flip:
+            fa = a.flipped or self._flipped(self.slots[self.sources[slot.key][0]], a.crops)
+            fb = b.flipped or self._flipped(self.slots[self.sources[slot.key][1]], b.crops)
+            with torch.inference_mode():
+                flipped = fusion.fuse(fa, fb)
+        x = slot.batch(a.crops)
+        w = out["branch_weights"].detach()
+        return [ModelResult(slot.key, p, seen, gradcam=None if cams is None else cams[i],
+                            attention=None if att is None else att[i], branch_weights=self._weights(slot, w[i]))
+                for i, (p, seen) in enumerate(zip(self._probs(slot, out["logits"], flipped), slot.seen(x)))]
 
     @staticmethod
-    def _target_index(slot, logits, target):
-        if target is None:
-            return logits.detach().argmax(1)
-        return torch.full((len(logits),), slot.labels.index(target), dtype=torch.long)
+    def _mixed_attention(det_a: dict, det_b: dict, weights, size) -> np.ndarray:
+        w = weights.detach().cpu().numpy()[:, :, None, None]
+        return (w[:, 0] * own_attention(det_a["attention"], size)
+                + w[:, 1] * own_attention(det_b["attention"], size)).astype(np.float32)
 
-    @staticmethod
-    def _entry(slot, p) -> dict:
-        p = p.detach().cpu().numpy()
-        order = np.argsort(-p)
-        return {"probs": {slot.labels[j]: round(float(p[j]), 5) for j in order},
-                "top": slot.labels[order[0]], "confidence": round(float(p[order[0]]), 5)}
-
-    @staticmethod
-    def _model_view(slot, crop, size):
-        """What the model saw (the crop after its resize), as uint8 for display."""
-        import cv2
-
-        img = cv2.resize(crop, (slot.size, slot.size), interpolation=cv2.INTER_LINEAR)
-        return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA) if slot.size != size else img
-
-
-def agreement(models: dict) -> dict:
-    """Do the models agree on the top label; and how similar their distributions are (1 - mean pairwise
-    Jensen-Shannon divergence, base 2, over the classes all share), in [0, 1]."""
-    tops = {k: v["top"] for k, v in models.items()}
-    names = list(tops.values())
-    majority = max(set(names), key=names.count) if names else None
-    keys = list(models)
-    shared = set.intersection(*(set(m["probs"]) for m in models.values())) if models else set()
-    shared = sorted(shared)
-    js = []
-    for i in range(len(keys)):
-        for j in range(i + 1, len(keys)):
-            p = np.array([models[keys[i]]["probs"][c] for c in shared]) + 1e-12
-            q = np.array([models[keys[j]]["probs"][c] for c in shared]) + 1e-12
-            p, q = p / p.sum(), q / q.sum()
-            m = (p + q) / 2
-            js.append(0.5 * (p * np.log2(p / m)).sum() + 0.5 * (q * np.log2(q / m)).sum())
-    votes = names.count(majority) if majority else 0
-    if len(names) > 1 and votes == len(names):
-        text = f"All {len(names)} models agree: {majority}"
-    elif votes > 1:
-        text = f"{votes} of {len(names)} models say {majority}"
-    else:
-        text = f"The {len(names)} models disagree"
-    return {"all_agree": votes == len(names), "majority": majority, "votes": votes,
-            "score": round(float(1 - np.mean(js)) if js else 1.0, 4), "text": text}
-
-
-def to_json(result: dict) -> dict:
-    """The analysis without images and maps: faces with boxes, per model the probabilities and top label."""
-    out = {k: v for k, v in result.items() if k != "faces"}
-    out["faces"] = []
-    for f in result["faces"]:
-        out["faces"].append({
-            "index": f["index"], "box": f["box"], "score": f["score"], "landmarks": f["landmarks"],
-            "models": {k: {kk: vv for kk, vv in m.items() if kk not in ("gradcam", "attention")}
-                       for k, m in f["models"].items()},
-            "agreement": f["agreement"]})
-    return out
+    def _weights(self, slot: Slot, w) -> dict:
+        names = self.sources.get(slot.key, ("branch_a", "branch_b"))
+        return {names[0]: round(float(w[0]), 4), names[1]: round(float(w[1]), 4)}
 
 
 # -- CLI ---------------------------------------------------------------------------------------------------------
@@ -354,12 +299,12 @@ def main(argv=None) -> int:
                 total = first[3] if first else 0
                 bar = tqdm(total=(total // a.every + 1) if total else None, desc=path.name, unit="frame")
                 for i, ts, rgb, _ in _chain(first, frames):
-                    r = to_json(analyzer.analyze(rgb, maps=a.maps, whole_image_if_none=a.whole_image))
+                    r = analyzer.analyze(rgb, maps=a.maps, whole_image_if_none=a.whole_image).to_json()
                     records.append({"file": str(path), "frame": i, "time_s": ts, **r})
                     bar.update(1)
                 bar.close()
             else:
-                r = to_json(analyzer.analyze(path, maps=a.maps, whole_image_if_none=a.whole_image))
+                r = analyzer.analyze(path, maps=a.maps, whole_image_if_none=a.whole_image).to_json()
                 records.append({"file": str(path), "frame": None, **r})
         except ImageInputError as e:
             records.append({"file": str(path), "error": str(e)})
@@ -371,7 +316,7 @@ def main(argv=None) -> int:
         if len(files) == 1 and rec.get("frame") is None:
             for f in rec.get("faces", []):
                 print(f"face {f['index']} {f['box']}: " + ", ".join(
-                    f"{DISPLAY_NAMES[k]} {m['top']} ({m['confidence']:.2f})" for k, m in f["models"].items())
+                    f"{display_name(k)} {m['top']} ({m['confidence']:.2f})" for k, m in f["models"].items())
                     + f" | {f['agreement']['text']}")
             for n in rec.get("notes", []):
                 print("note:", n)

@@ -7,7 +7,9 @@ and ship) and checked on every Hub download. An entry whose sha256 is None is ch
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
+PROJECT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"  # the copies shipped with the code
 HUB_ORG = "fer-attention"  # where train_scripts/push_to_hub.py publishes by default
 
 

@@ -30,14 +30,13 @@ from torch import nn
 from .files import atomic_output, write_text_atomic
 from .labels import get_label_set
 from .models.registry import IMAGENET_MEAN, IMAGENET_STD, create_model, get_entry, model_config_args
-from .pretrained import PRETRAINED, PretrainedEntry, list_pretrained
+from .pretrained import PRETRAINED, PROJECT_WEIGHTS, PretrainedEntry, list_pretrained
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 STORAGE_DTYPES = ("float32", "float16", "int8")
 SCALE_SUFFIX = ".__scale__"
 SMALL_TENSOR = 4096  # tensors with fewer elements stay float32 whatever the storage dtype
-PROJECT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 # How training crops looked: FER+/FER2013 images are 48x48 grayscale crops of roughly the face box.
 DEFAULT_CROP = {"box_scale": 1.15, "align": "eyes", "square": True, "source_size": 48}
 
@@ -190,9 +189,19 @@ def _resolve_ref_dir(base: Path, ref: str) -> Path:
                        f"registered weight name ({list_pretrained()})")
 
 
-def load_weights(path, expected_sha256: str | None = None) -> nn.Module:
+def weights_sha256(model: nn.Module) -> str | None:
+    """The sha256 of the ``model.safetensors`` a loaded model came from (None for a model built in memory)."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return cfg.get("files", {}).get(WEIGHTS_FILE, {}).get("sha256")
+
+
+def load_weights(path, expected_sha256: str | None = None, reuse=()) -> nn.Module:
     """Load a weights folder (or its safetensors / config file) strictly; returns a float32 model in eval mode
-    with ``model.pretrained_cfg`` (the config) and ``model.temperature`` set."""
+    with ``model.pretrained_cfg`` (the config) and ``model.temperature`` set.
+
+    A fusion's branches are references to other weights folders (``branch_refs``). Each is loaded, unless a model
+    in ``reuse`` was loaded from exactly that file (same sha256): then the fusion takes that module itself, so an
+    app that holds the branches and the fusion holds every parameter once."""
     wdir = _weights_dir(Path(path))
     cfg_path, w_path = wdir / CONFIG_FILE, wdir / WEIGHTS_FILE
     config = read_config(cfg_path)
@@ -214,9 +223,19 @@ def load_weights(path, expected_sha256: str | None = None) -> nn.Module:
     except KeyError as e:
         raise WeightsError(f"{w_path}: {e.args[0]}") from None
     arch = config["architecture"]
+    args = dict(config["model_args"])
+    reused = set()
+    for prefix, ref in (config.get("branch_refs") or {}).items():
+        branch = next((m for m in reuse if weights_sha256(m) == ref["sha256"]), None)
+        if branch is None:
+            branch = load_weights(_resolve_ref_dir(wdir, ref["weights"]), expected_sha256=ref["sha256"])
+        else:
+            reused.add(prefix)
+        args[prefix] = branch  # the fusion is built around the branch module (its constructor takes one)
+        state.update({f"{prefix}.{k}": v for k, v in branch.state_dict().items()})
     try:
         get_entry(arch)
-        model = create_model(arch, **config["model_args"])
+        model = create_model(arch, **args)
     except KeyError as e:
         raise WeightsError(f"{cfg_path}: {e.args[0]}") from None
     except (TypeError, ValueError) as e:
@@ -224,17 +243,16 @@ def load_weights(path, expected_sha256: str | None = None) -> nn.Module:
     if getattr(model, "num_classes", None) != len(config["label_names"]):
         raise WeightsError(f"{cfg_path}: {len(config['label_names'])} label names for a model with "
                            f"{model.num_classes} classes")
-    for prefix, ref in (config.get("branch_refs") or {}).items():
-        branch = load_weights(_resolve_ref_dir(wdir, ref["weights"]), expected_sha256=ref["sha256"])
-        state.update({f"{prefix}.{k}": v for k, v in branch.state_dict().items()})
-    _load_strict(model, state, w_path)
+    _load_strict(model, state, w_path, skip=reused)
     model.eval()
     model.pretrained_cfg = config
     model.temperature = float(config.get("temperature", 1.0))
     return model
 
 
-def _load_strict(model: nn.Module, state: dict, where: Path):
+def _load_strict(model: nn.Module, state: dict, where: Path, skip=()):
+    """Every tensor of ``model`` from ``state``, nothing missing, nothing extra; the tensors of submodules in
+    ``skip`` (shared, already loaded) are checked but not copied."""
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
@@ -249,7 +267,9 @@ def _load_strict(model: nn.Module, state: dict, where: Path):
         problems.append(f"{len(shapes)} shape mismatches (e.g. {shapes[:3]})")
     if problems:
         raise WeightsError(f"{where}: does not fit {model.arch_name} as configured: " + "; ".join(problems))
-    model.load_state_dict({k: state[k].to(own[k].dtype) for k in own}, strict=True)
+    prefixes = tuple(p + "." for p in skip)
+    model.load_state_dict({k: state[k].to(own[k].dtype) for k in own if not k.startswith(prefixes)},
+                          strict=not prefixes)
 
 
 # -- the Hub -----------------------------------------------------------------------------------------------------
@@ -281,13 +301,14 @@ def _probe(endpoint: str, entry: PretrainedEntry, filename: str, timeout: float)
 def download_files(entry: PretrainedEntry, filenames, *, endpoint: str | None = None, cache_dir=None) -> list[Path]:
     """Fetch files of a Hub entry (pinned revision) into the Hub cache; a cached copy serves when the Hub
     cannot be reached, and an unreachable Hub costs one bounded probe, never huggingface_hub's retry loop."""
-    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HFValidationError, HTTPError
 
     # read at call time (huggingface_hub reads these once, at import)
     endpoint = endpoint or os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
     cache_dir = cache_dir or os.environ.get("HF_HUB_CACHE") or None
     timeout = _hub_timeout()
-    local_only = constants.HF_HUB_OFFLINE = _offline()
+    local_only = _offline()  # passed per call: huggingface_hub's process-wide offline flag is left alone
     why = "HF_HUB_OFFLINE is set" if local_only else ""
     if not local_only:
         try:
@@ -300,7 +321,10 @@ def download_files(entry: PretrainedEntry, filenames, *, endpoint: str | None = 
             paths.append(Path(hf_hub_download(entry.hf_hub_id, fname, revision=entry.revision, endpoint=endpoint,
                                               cache_dir=cache_dir, etag_timeout=timeout,
                                               local_files_only=local_only)))
-        except Exception as e:  # huggingface_hub raises many types: not found, offline, HTTP, OS
+        # not found on the Hub or in the cache (EntryNotFoundError, its LocalEntryNotFoundError), HTTP errors
+        # (HfHubHTTPError is an OSError), offline mode (OfflineModeIsEnabled, an OSError), network errors
+        # (httpx's HTTPError), bad repo ids or revisions (HFValidationError), the file system (OSError)
+        except (EntryNotFoundError, HTTPError, HFValidationError, OSError) as e:
             where = f"{entry.hf_hub_id}@{entry.revision}/{fname}"
             if local_only:
                 raise HubUnavailable(f"{where} is not in the local Hub cache and the Hub is not used ({why})") from None
@@ -331,13 +355,9 @@ def fetch_file(entry: PretrainedEntry, filename: str, *, endpoint=None, cache_di
     return path
 
 
-def embedded_path(relative: str) -> Path:
-    """A path inside the shipped ``weights/`` folder (``FER_WEIGHTS_DIR`` points elsewhere)."""
-    return Path(os.environ.get("FER_WEIGHTS_DIR", PROJECT_WEIGHTS)) / relative
-
-
 def _local_copy(entry: PretrainedEntry) -> Path:
-    return embedded_path(entry.local_dir)
+    """The shipped copy: ``weights/<local_dir>`` (``FER_WEIGHTS_DIR`` points elsewhere)."""
+    return Path(os.environ.get("FER_WEIGHTS_DIR", PROJECT_WEIGHTS)) / entry.local_dir
 
 
 def _locate(entry: PretrainedEntry, endpoint=None, cache_dir=None) -> Path:
@@ -352,23 +372,17 @@ def _locate(entry: PretrainedEntry, endpoint=None, cache_dir=None) -> Path:
                            f"(README: Weights), or pass a weights folder path.") from None
 
 
-def load_pretrained(name_or_path, *, endpoint: str | None = None, cache_dir=None) -> nn.Module:
+def load_pretrained(name_or_path, *, endpoint: str | None = None, cache_dir=None, reuse=()) -> nn.Module:
     """Load weights by path (a folder or its files), else by registered name from the Hub (pinned revision,
-    sha256 checked, cached the usual Hub way), else from the copy shipped in ``weights/``."""
+    sha256 checked, cached the usual Hub way), else from the copy shipped in ``weights/`` when the Hub cannot
+    be reached. Weights that the Hub does serve but that fail their sha256 or the strict load are an error, not
+    a reason to switch silently to another copy. ``reuse``: see :func:`load_weights`."""
     path = Path(name_or_path)
     if path.exists():
-        return load_weights(path)
+        return load_weights(path, reuse=reuse)
     name = str(name_or_path)
     if name not in PRETRAINED:
         raise WeightsError(f"{name!r} is neither an existing path nor a registered weight name "
                            f"(registered: {list_pretrained()})")
     entry = PRETRAINED[name]
-    wdir = _locate(entry, endpoint, cache_dir)
-    try:
-        return load_weights(wdir, expected_sha256=entry.sha256)
-    except WeightsError as e:
-        local = _local_copy(entry)
-        if wdir != local and (local / CONFIG_FILE).exists():
-            warnings.warn(f"downloaded weights refused ({e}); using the local copy in {local}", stacklevel=2)
-            return load_weights(local, expected_sha256=entry.sha256)
-        raise
+    return load_weights(_locate(entry, endpoint, cache_dir), expected_sha256=entry.sha256, reuse=reuse)

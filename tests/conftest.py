@@ -1,6 +1,7 @@
 import sys
 from pathlib import Path
 
+import huggingface_hub.constants  # noqa: F401  (first, with the real environment: it reads HF_HUB_OFFLINE once)
 import pytest
 import torch
 

@@ -1,80 +1,56 @@
-"""The app end to end: launched on 127.0.0.1, called with gradio_client, driven in headless Chromium; a corpus
-of bad inputs gets clear messages while the app keeps serving."""
+"""The app end to end: launched on 127.0.0.1, called with gradio_client, driven in headless Chromium (a photo, the
+examples, a phone-sized screen, the live webcam fed by a fake camera); a corpus of bad inputs gets clear messages
+while the app keeps serving. Screenshots land in the test's tmp folder (FER_SCREENSHOTS=DIR keeps copies)."""
 import io
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, SHARED
+from conftest import SHARED
+from demo.serve import start_app, stop_app
 from fer_core.images import ImageInputError, load_image
 from fixtures import make_weights
 
 HOPPER = SHARED / "photos" / "grace_hopper.jpg"
-YUNET = SHARED / "models" / "face_detection_yunet.onnx"
+ASTRONAUT = SHARED / "photos" / "astronaut.png"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def _free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+MODELS = ("ddamfn", "resnet_dda", "fusion")
+EMOTIONS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     weights = make_weights(tmp_path_factory.mktemp("weights"))
-    port = _free_port()
-    env = dict(os.environ, FER_WEIGHTS_DIR=str(weights), HF_HUB_OFFLINE="1", FER_YUNET_PATH=str(YUNET),
-               GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", GRADIO_ANALYTICS_ENABLED="False",
-               PYTHONUNBUFFERED="1")
     log = open(tmp_path_factory.mktemp("log") / "app.log", "w+")
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.5)
-    else:
-        proc.kill()
-    if proc.poll() is not None:
-        log.seek(0)
-        pytest.fail("the app did not start:\n" + log.read()[-3000:])
+    try:
+        proc, url = start_app({"FER_WEIGHTS_DIR": str(weights), "HF_HUB_OFFLINE": "1"}, log=log)
+    except RuntimeError as e:
+        pytest.fail(str(e))
     yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    stop_app(proc)
 
 
-def _analysis(outputs):
-    return next(o for o in outputs if isinstance(o, dict) and "faces" in o)
-
-
-def test_gradio_client_gets_data(app):
+def test_gradio_client_gets_the_analysis_json_alone(app):
     from gradio_client import Client, handle_file
 
     client = Client(app, verbose=False)
-    out = client.predict(handle_file(str(HOPPER)), api_name="/predict")
-    data = _analysis(out)
-    assert len(data["faces"]) == 1 and data["detector"] == "yunet"
+    data = client.predict(handle_file(str(HOPPER)), api_name="/predict")
+    assert isinstance(data, dict) and set(data) == {"image_size", "detector", "faces", "notes", "timings_ms"}
+    assert len(data["faces"]) == 1 and data["detector"] == "yunet"  # the embedded YuNet, offline
     face = data["faces"][0]
-    assert set(face["models"]) == {"ddamfn", "resnet_dda", "fusion"}
+    assert set(face["models"]) == set(MODELS)
     for m in face["models"].values():
         assert m["top"] in m["probs"] and abs(sum(m["probs"].values()) - 1) < 1e-3
     assert set(face["models"]["fusion"]["branch_weights"]) == {"ddamfn", "resnet_dda"}
+    chosen = client.predict(handle_file(str(HOPPER)), False, "anger", api_name="/predict")
+    assert chosen["faces"][0]["models"]["ddamfn"]["probs"] == face["models"]["ddamfn"]["probs"]
+    endpoints = client.view_api(return_format="dict")["named_endpoints"]
+    assert list(endpoints) == ["/predict"]  # the page's own events are not part of the API
 
 
 def _bad_corpus(tmp):
@@ -149,22 +125,31 @@ def test_app_survives_bad_inputs(app, tmp_path):
     files = _bad_corpus(tmp_path)
     for name, p in files.items():
         if EXPECT[name] is None:
-            data = _analysis(client.predict(handle_file(str(p)), api_name="/predict"))
+            data = client.predict(handle_file(str(p)), api_name="/predict")
             if name == "thirty_faces.png":
                 assert len(data["faces"]) == 10 and any("showing the 10 largest" in n for n in data["notes"])
             elif name == "tiny.png":  # 20x20: no face of at least 20 px; the user is told so
                 assert data["faces"] == [] and "no face found" in " ".join(data["notes"])
-            elif name != "rgba.png":
+            elif name == "rgba.png":  # composited on white, the face is still there
+                assert len(data["faces"]) == 1 and data["image_size"] == [512, 600]
+            else:
                 assert len(data["faces"]) >= 1, name
         else:
             with pytest.raises(Exception) as err:
                 client.predict(handle_file(str(p)), api_name="/predict")
             assert EXPECT[name] in str(err.value), (name, str(err.value))
     # still serving
-    assert len(_analysis(client.predict(handle_file(str(HOPPER)), api_name="/predict"))["faces"]) == 1
+    assert len(client.predict(handle_file(str(HOPPER)), api_name="/predict")["faces"]) == 1
 
 
-def test_browser_upload_shows_three_columns(app, tmp_path):
+# -- the page in a real browser ----------------------------------------------------------------------------------
+
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def chromium():
     if not os.path.exists(CHROMIUM):
         if os.environ.get("FER_REQUIRE_BROWSER"):
             pytest.fail(f"no Chromium at {CHROMIUM}")
@@ -172,20 +157,131 @@ def test_browser_upload_shows_three_columns(app, tmp_path):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync"])  # playwright gives it a fresh profile
-        page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        page.goto(app, wait_until="load")
-        page.get_by_role("button", name="Analyse").wait_for(timeout=60_000)
-        page.locator("input[type=file]").first.set_input_files(str(HOPPER))
-        page.locator("#photo-input img").first.wait_for(timeout=30_000)  # the upload is done
-        page.get_by_role("button", name="Analyse").click()
-        page.locator("#branch-weights").get_by_text("How much each branch counted").wait_for(timeout=90_000)
-        labels = {k: page.locator(f"#label-{k}").inner_text() for k in ("ddamfn", "resnet_dda", "fusion")}
-        page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
-        browser.close()
-    emotions = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt")
-    for key, text in labels.items():
-        assert sum(e in text for e in emotions) == 8, (key, text)
-    assert (tmp_path / "app.png").stat().st_size > 50_000
+        yield p
+
+
+def _shot(page, path):
+    page.screenshot(path=str(path), full_page=True)
+    keep = os.environ.get("FER_SCREENSHOTS")
+    if keep:
+        os.makedirs(keep, exist_ok=True)
+        shutil.copy(path, os.path.join(keep, path.name))
+    return cv2.imread(str(path))
+
+
+def _analyse_upload(page, app, photo):
+    page.goto(app, wait_until="load")
+    page.get_by_role("button", name="Analyse").wait_for(timeout=60_000)
+    page.locator("input[type=file]").first.set_input_files(str(photo))
+    page.locator("#photo-input img").first.wait_for(timeout=30_000)  # the upload is done
+    page.get_by_role("button", name="Analyse").click()
+    page.locator("#branch-weights").get_by_text("ResNet+DDA").first.wait_for(timeout=90_000)
+
+
+def _natural_sizes(page, selector):
+    return page.eval_on_selector_all(f"{selector} img", "els => els.map(e => [e.naturalWidth, e.naturalHeight])")
+
+
+def test_browser_photo_shows_readable_maps_for_each_model(app, chromium, tmp_path):
+    browser = chromium.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    _analyse_upload(page, app, HOPPER)
+    for key in MODELS:
+        text = page.locator(f"#label-{key}").inner_text()
+        assert sum(e in text for e in EMOTIONS) == 8, (key, text)
+        for kind in ("cam", "att", "seen"):
+            page.locator(f"#{kind}-{key} img").first.wait_for(timeout=30_000)
+            (w, h), = _natural_sizes(page, f"#{kind}-{key}")
+            assert w >= 224 and h >= 224, (key, kind, w, h)  # readable, not a thumbnail
+            shown = page.locator(f"#{kind}-{key} img").first.bounding_box()
+            assert shown["width"] >= 200, (key, kind, shown)
+    # the three models' maps sit side by side, level with one another
+    tops = [page.locator(f"#cam-{k}").bounding_box()["y"] for k in MODELS]
+    assert max(tops) - min(tops) < 40, tops
+    table = page.locator("#faces-table").inner_text()
+    assert "DDAMFN" in table and "Fusion" in table and "(0." in table
+    assert not page.locator("#about table").first.is_visible()  # collapsed until asked for
+    assert not page.get_by_label("Analysis").is_visible()  # the JSON sits in a collapsed accordion
+    # a map alone, without the face
+    over = page.locator("#cam-ddamfn img").first.get_attribute("src")
+    page.locator("#map-mode").get_by_text("map alone").click()
+    page.wait_for_function(f"() => document.querySelector('#cam-ddamfn img').src !== {over!r}", timeout=30_000)
+    page.locator("#about").get_by_text("About the models").click()
+    page.locator("#about").get_by_text("Recall per class").wait_for(timeout=10_000)
+    assert "Limits" in page.locator("#about").inner_text()
+    shot = _shot(page, tmp_path / "desktop.png")
+    assert shot.shape[1] == 1400 and shot.std() > 20  # a real page, not a blank one
+    browser.close()
+
+
+def test_browser_phone_stacks_the_columns(app, chromium, tmp_path):
+    browser = chromium.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+    page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                            has_touch=True)
+    _analyse_upload(page, app, ASTRONAUT)
+    boxes = [page.locator(f"#col-{k}").bounding_box() for k in MODELS]
+    for upper, lower in zip(boxes, boxes[1:]):
+        assert lower["y"] >= upper["y"] + upper["height"] - 1, boxes  # one below the other
+    for b in boxes:
+        assert b["x"] >= 0 and b["x"] + b["width"] <= 391, b  # nothing runs off the screen
+    overflow = page.evaluate("() => document.documentElement.scrollWidth")
+    assert overflow <= 392, overflow
+    shot = _shot(page, tmp_path / "phone.png")
+    assert shot.shape[1] == 780
+    browser.close()
+
+
+def test_browser_example_is_analysed_and_its_faces_can_be_revisited(app, chromium, tmp_path):
+    browser = chromium.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app, wait_until="load")
+    page.get_by_role("button", name="Analyse").wait_for(timeout=60_000)
+    page.locator(".gallery-item, [data-testid='examples'] button, table.examples-table tr").first.click()
+    page.locator("#branch-weights").get_by_text("ResNet+DDA").first.wait_for(timeout=90_000)
+    assert "Face 1" in page.locator("#agreement").inner_text()
+    over = page.locator("#att-fusion img").first.get_attribute("src")
+    page.locator("#map-mode").get_by_text("map alone").click()  # needs the analysis kept for this visitor
+    page.wait_for_function(f"() => document.querySelector('#att-fusion img').src !== {over!r}", timeout=30_000)
+    browser.close()
+
+
+def _y4m(frames, path, fps=10):
+    """Frames (RGB uint8, same even size) as a YUV4MPEG2 file, the format Chromium's fake camera plays."""
+    h, w = frames[0].shape[:2]
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for rgb in frames:
+            f.write(b"FRAME\n" + cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420).tobytes())
+    return path
+
+
+def test_browser_live_webcam_with_a_fake_camera(app, chromium, tmp_path):
+    photos = [cv2.resize(load_image(p), (640, 480)) for p in (HOPPER, ASTRONAUT)]
+    video = _y4m([photos[(i // 20) % 2] for i in range(40)], tmp_path / "camera.y4m")
+    browser = chromium.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS + [
+        "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={video}"])
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, permissions=["camera"])
+    page = context.new_page()
+    page.goto(app, wait_until="load")
+    page.get_by_role("tab", name="Live webcam").click()
+    page.locator("#webcam").get_by_text("Click to Access Webcam").click()
+    page.locator("#webcam button.capture-button").filter(has_text="Record").click(timeout=30_000)  # start streaming
+    page.locator("#live-rate").get_by_text("results/s").wait_for(timeout=90_000)
+    # count the readings that reach the browser: each one writes a new rate line (its own timing)
+    page.evaluate("""() => { window.__readings = 0; const el = document.querySelector('#live-rate');
+        const reading = () => (el.innerText.match(/[0-9.]+ results\\/s \\([0-9]+ ms\\)/) || [null])[0];
+        let last = reading();
+        new MutationObserver(() => { const r = reading(); if (r && r !== last) { last = r; window.__readings++; } })
+            .observe(el, {subtree: true, childList: true, characterData: true}); }""")
+    t0 = time.time()
+    page.wait_for_timeout(10_000)
+    readings = page.evaluate("() => window.__readings")
+    per_s = readings / (time.time() - t0)
+    print(f"live: {readings} readings in 10 s = {per_s:.1f} per second in the browser")
+    text = page.locator("#live-ddamfn").inner_text()
+    assert any(e in text for e in EMOTIONS), text
+    assert per_s >= 0.5, per_s  # readings keep arriving (the rate itself is measured by bench/cpu_latency.py)
+    _shot(page, tmp_path / "live.png")
+    context.close()
+    browser.close()

@@ -13,7 +13,8 @@ from fer_core import create_model
 from fer_core.explain import gradcam_with_details, own_attention
 from fer_core.faces import Face, HaarDetector, YuNetDetector, crop_face, detect_faces, make_detector
 from fer_core.images import load_image
-from fer_core.predict import Analyzer, agreement, to_json
+from fer_core.predict import Analyzer
+from fer_core.results import ModelResult, agreement
 from fer_core.weights import load_weights
 from fixtures import make_weights
 
@@ -29,8 +30,8 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def analyzer(weights):
-    models = {k: load_weights(weights / k) for k in ("ddamfn", "resnet_dda", "fusion")}
-    return Analyzer(models, detector=YuNetDetector(YUNET))
+    return Analyzer.from_pretrained({k: weights / k for k in ("ddamfn", "resnet_dda", "fusion")},
+                                    detector=YuNetDetector(YUNET))
 
 
 def test_yunet_and_haar_find_the_faces():
@@ -62,6 +63,7 @@ def test_multi_face_cap_order_and_whole_image():
 
 def test_auto_detector_falls_back_to_haar_with_a_note(monkeypatch, offline_env):
     monkeypatch.delenv("FER_YUNET_PATH", raising=False)
+    monkeypatch.setattr("fer_core.faces.YUNET_EMBEDDED", offline_env / "no_embedded_yunet.onnx")
     det, note = make_detector("auto")
     assert det.name == "haar" and "YuNet unavailable" in note
     monkeypatch.setenv("FER_YUNET_PATH", str(YUNET))
@@ -76,7 +78,7 @@ def test_yunet_through_the_hub_loader(hub, monkeypatch, tmp_path):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("FER_WEIGHTS_DIR", str(tmp_path / "no_weights"))  # no embedded copy: the Hub serves
+    monkeypatch.setattr("fer_core.faces.YUNET_EMBEDDED", tmp_path / "missing.onnx")  # no embedded copy: the Hub
     path = yunet_path()
     assert path.read_bytes() == YUNET.read_bytes() and hub.gets(YUNET_FILE) == 1
     assert make_detector("yunet")[0].name == "yunet"
@@ -89,14 +91,15 @@ def test_embedded_yunet_is_the_offline_default_and_its_sha256_is_checked(monkeyp
     monkeypatch.delenv("FER_YUNET_PATH", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("FER_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("FER_WEIGHTS_DIR", str(tmp_path / "elsewhere"))  # models elsewhere: YuNet is still found
     path = yunet_path()
-    assert path == ROOT / "weights" / YUNET_EMBEDDED and sha256_file(path) == YUNET_SHA256
+    assert path == ROOT / "weights" / "yunet" / "face_detection_yunet.onnx" == YUNET_EMBEDDED
+    assert sha256_file(path) == YUNET_SHA256
     det, note = make_detector("auto")
     assert det.name == "yunet" and note == ""
-    damaged = tmp_path / "weights" / YUNET_EMBEDDED
-    damaged.parent.mkdir(parents=True)
+    damaged = tmp_path / "damaged.onnx"
     damaged.write_bytes(path.read_bytes()[:-10])
-    monkeypatch.setenv("FER_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setattr("fer_core.faces.YUNET_EMBEDDED", damaged)
     det, note = make_detector("auto")  # reported on the page, not hidden
     assert det.name == "haar" and "sha256 is not the embedded YuNet" in note
 
@@ -155,53 +158,73 @@ def test_own_attention_leaves_out_masks_coarser_than_4x4():
 
 def test_analyze_photo(analyzer):
     r = analyzer.analyze(HOPPER)
-    assert r["detector"] == "yunet" and len(r["faces"]) == 1 and analyzer.fusion_reuses
-    f = r["faces"][0]
-    assert set(f["models"]) == {"ddamfn", "resnet_dda", "fusion"}
-    for key, m in f["models"].items():
-        assert abs(sum(m["probs"].values()) - 1) < 1e-3 and m["top"] == max(m["probs"], key=m["probs"].get)
+    assert r.detector == "yunet" and len(r.faces) == 1 and analyzer.sources == {"fusion": ("ddamfn", "resnet_dda")}
+    f = r.faces[0]
+    assert set(f.models) == {"ddamfn", "resnet_dda", "fusion"}
+    for key, m in f.models.items():
+        assert abs(sum(m.probs.values()) - 1) < 1e-3 and m.top == max(m.probs, key=m.probs.get)
+        assert list(m.probs.values()) == sorted(m.probs.values(), reverse=True)
         for kind in ("gradcam", "attention"):
-            assert m[kind].shape == (112, 112) and 0 <= m[kind].min() and m[kind].max() <= 1, (key, kind)
-        assert f["crops"][key].shape == (112, 112)  # grayscale, what the model saw
-    w = f["models"]["fusion"]["branch_weights"]
-    assert abs(w["ddamfn"] + w["resnet_dda"] - 1) < 1e-3
-    assert set(r["timings_ms"]) >= {"decode", "detect", "crop", "ddamfn", "resnet_dda", "fusion", "total"}
-    assert f["agreement"]["text"]
-    j = json.loads(json.dumps(to_json(r)))  # plain JSON, no arrays
+            heat = getattr(m, kind)
+            assert heat.shape == (224, 224) and 0 <= heat.min() and heat.max() <= 1, (key, kind)
+        assert m.input_image.shape == (112, 112) and m.input_image.dtype == np.uint8  # grayscale, as the model saw
+    w = f.models["fusion"].branch_weights
+    assert set(w) == {"ddamfn", "resnet_dda"} and abs(w["ddamfn"] + w["resnet_dda"] - 1) < 1e-3
+    assert set(r.timings_ms) >= {"decode", "detect", "crop", "ddamfn", "resnet_dda", "fusion", "total"}
+    assert f.agreement["text"]
+    j = json.loads(json.dumps(r.to_json()))  # plain JSON, no arrays
     assert j["faces"][0]["models"]["fusion"]["branch_weights"] == w and "gradcam" not in j["faces"][0]["models"]["ddamfn"]
+    assert j["image_size"] == [r.image.shape[1], r.image.shape[0]] and j["faces"][0]["agreement"] == f.agreement
+
+
+def test_what_the_model_saw_is_its_input_tensor(analyzer):
+    """The input image shown is the model's actual input (the same resize), not a second rendering of the crop."""
+    r = analyzer.analyze(HOPPER, maps=False)
+    slot = analyzer.slots["ddamfn"]
+    face = detect_faces(r.image, analyzer.detector).faces[0]
+    x = slot.batch([crop_face(r.image, face, slot.crop, slot.source_size, slot.grayscale)])
+    seen = r.faces[0].models["ddamfn"].input_image
+    back = (torch.from_numpy(seen).float() / 255 - slot.mean[0]) / slot.std[0]
+    assert torch.allclose(back, x[0, 0], atol=0.5 / 255 / min(slot.std))
 
 
 def test_fusion_reuse_gives_what_the_fusion_model_computes(analyzer):
     """The fused probabilities from the branches' reused outputs equal a plain run of the fusion model."""
     r = analyzer.analyze(ASTRONAUT, maps=False)
-    f = r["faces"][0]
+    f = r.faces[0]
     slot = analyzer.slots["fusion"]
-    crop = f["crops"]["fusion"]
-    rgb = load_image(ASTRONAUT)
-    face = detect_faces(rgb, analyzer.detector).faces[0]
-    g = crop_face(rgb, face, slot.crop, slot.source_size, slot.grayscale)
-    x = analyzer._batch(slot, [g])
-    xf = analyzer._batch(slot, [g], flip=True)
+    face = detect_faces(r.image, analyzer.detector).faces[0]
+    g = crop_face(r.image, face, slot.crop, slot.source_size, slot.grayscale)
     with torch.no_grad():
-        logits = (slot.model(x) + slot.model(xf)) / 2
+        logits = (slot.model(slot.batch([g])) + slot.model(slot.batch([g], flip=True))) / 2
     p = (logits / slot.temperature).softmax(1)[0]
-    for name, v in f["models"]["fusion"]["probs"].items():
+    for name, v in f.models["fusion"].probs.items():
         assert abs(v - float(p[slot.labels.index(name)])) < 1e-4
-    assert crop.shape == (112, 112)
+
+
+def test_a_fusion_without_its_branches_runs_on_its_own(weights):
+    fusion = load_weights(weights / "fusion")
+    alone = Analyzer({"fusion": fusion}, detector=YuNetDetector(YUNET))
+    assert alone.sources == {}
+    m = alone.analyze(HOPPER).faces[0].models["fusion"]
+    assert m.gradcam.shape == m.attention.shape == (224, 224) and set(m.branch_weights) == {"branch_a", "branch_b"}
 
 
 def test_explain_a_chosen_class(analyzer):
-    a = analyzer.analyze(HOPPER, target="fear")["faces"][0]["models"]["ddamfn"]["gradcam"]
-    b = analyzer.analyze(HOPPER, target="happiness")["faces"][0]["models"]["ddamfn"]["gradcam"]
+    a = analyzer.analyze(HOPPER, target="fear").faces[0].models["ddamfn"].gradcam
+    b = analyzer.analyze(HOPPER, target="happiness").faces[0].models["ddamfn"].gradcam
     assert not np.allclose(a, b)
 
 
 def test_agreement():
-    mk = lambda top, p: {"top": top, "probs": {"happiness": p, "sadness": 1 - p}}  # noqa: E731
+    mk = lambda top, p: ModelResult("m", {top: p, ("sadness" if top == "happiness" else "happiness"): 1 - p},  # noqa
+                                    np.zeros((4, 4), np.uint8))
     a = agreement({"a": mk("happiness", 0.9), "b": mk("happiness", 0.9), "c": mk("happiness", 0.9)})
     assert a["all_agree"] and a["score"] == 1.0 and a["text"] == "All 3 models agree: happiness"
-    b = agreement({"a": mk("happiness", 0.9), "b": mk("sadness", 0.1), "c": mk("happiness", 0.8)})
+    b = agreement({"a": mk("happiness", 0.9), "b": mk("sadness", 0.9), "c": mk("happiness", 0.8)})
     assert not b["all_agree"] and b["votes"] == 2 and b["score"] < 1 and "2 of 3" in b["text"]
+    c = agreement({"a": mk("happiness", 0.9), "b": mk("sadness", 0.9)})
+    assert c["text"] == "The 2 models disagree" and c["majority"] in ("happiness", "sadness")
 
 
 def test_cli_on_images_folder_and_video(weights, tmp_path):

@@ -141,3 +141,33 @@ def test_fusion_can_reference_its_branches(tmp_path):
     _save(create_model("ddamfn"), tmp_path / "ddamfn")
     with pytest.raises(WeightsError, match="not the pinned"):
         load_weights(out)
+
+
+def test_create_model_pretrained_by_weight_or_architecture_name(offline_env):
+    from fixtures import make_weights
+
+    make_weights(offline_env / "weights")
+    with pytest.warns(UserWarning, match="HF_HUB_OFFLINE is set.*using the local copy"):
+        by_name = create_model("resnet_dda", pretrained=True)
+    with pytest.warns(UserWarning, match="using the local copy"):
+        by_arch = create_model("resnet18_dda", pretrained=True, num_classes=8, dda_stages=[3, 4])
+    assert by_name.pretrained_cfg["files"] == by_arch.pretrained_cfg["files"] and not by_arch.training
+    with pytest.warns(UserWarning, match="using the local copy"), pytest.raises(ValueError, match="num_classes=7"):
+        create_model("ddamfn", pretrained=True, num_classes=7)
+    with pytest.raises(KeyError, match="no pretrained weights for 'resnet50_dda'"):
+        create_model("resnet50_dda", pretrained=True)
+
+
+def test_fusion_loaded_beside_its_branches_holds_each_parameter_once(tmp_path):
+    from fixtures import make_weights
+
+    root = make_weights(tmp_path)
+    a, b = load_weights(root / "ddamfn"), load_weights(root / "resnet_dda")
+    fusion = load_weights(root / "fusion", reuse=[a, b])
+    assert fusion.branch_a is a and fusion.branch_b is b
+    alone = load_weights(root / "fusion")  # without reuse it loads its own copies, equal to the shared ones
+    assert alone.branch_a is not a
+    sa, sb = alone.state_dict(), fusion.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    other = create_model("ddamfn").eval()  # a module of the right shape but not those weights is not reused
+    assert load_weights(root / "fusion", reuse=[other, b]).branch_a is not other

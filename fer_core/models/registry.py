@@ -44,13 +44,9 @@ def get_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
-def create_model(name: str, pretrained: bool = False, **kwargs) -> nn.Module:
-    """Build a registered model. ``pretrained=True`` loads the shipped / Hub weights registered under ``name``
-    (see :func:`fer_core.weights.load_pretrained`); extra kwargs then must match the weights' config."""
-    if pretrained:
-        from ..weights import load_pretrained
-
-        return load_pretrained(name, **kwargs)
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered model with fresh weights (``fer_core.create_model(..., pretrained=True)`` loads
+    trained ones)."""
     entry = get_entry(name)
     model = entry.fn(**kwargs)
     # What config.json records to rebuild the model: the registered name and the arguments it was given.

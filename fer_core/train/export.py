@@ -16,9 +16,9 @@ from ..weights import DEFAULT_CROP, build_config, save_pretrained
 from .checkpoint import load_checkpoint
 from .evaluation import predict_logits
 from .hardware import device_description
-from .loop import Run
 from .metrics import classification_report, expected_calibration_error, fit_temperature, summarize
 from .plots import plot_confusion, plot_curves
+from .state import Run
 
 
 def finish(run: Run, argv=None) -> dict:

@@ -1,0 +1,68 @@
+"""'About the models': each loaded weight's own record (its config.json), shown as a person needs it: what it
+was trained on, how well it does on held-out faces, how long it took, and where not to trust it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fer_core.card import EVALUATION_TITLES, LIMITS, evaluations
+from fer_core.results import display_name
+
+
+
+def _pct(v) -> str:
+    return f"{100 * v:.1f}%" if isinstance(v, (int, float)) else "-"
+
+
+def _hours(s) -> str:
+    if not isinstance(s, (int, float)):
+        return "-"
+    h, m = divmod(int(round(s / 60)), 60)
+    return f"{h} h {m:02d} min"
+
+
+def about_markdown(models: dict) -> str:
+    """One table over the models, then per-class recall, then provenance and limits."""
+    if not models:
+        return "No models are loaded."
+    lines = ["| model | input | trained on | FER+ valid accuracy | balanced accuracy | FER2013 val accuracy | "
+             "CPU training time | stored as |", "|---|---|---|---|---|---|---|---|"]
+    evals = {k: evaluations(m.pretrained_cfg) for k, m in models.items()}
+    for key, m in models.items():
+        cfg, prov = m.pretrained_cfg, m.pretrained_cfg.get("provenance", {})
+        main = evals[key].get("ferplus_valid") or evals[key].get("validation") or {}
+        other = evals[key].get("fer2013_val") or {}
+        data = f"{prov.get('dataset', '-')} ({prov.get('protocol', '-')} labels)"
+        time_text = _hours(prov.get("wall_time_s")) + (f" on {prov['device']}" if "device" in prov else "")
+        lines.append(f"| {display_name(key)} (`{cfg['architecture']}`) | {cfg['input_size'][1]} px "
+                     f"{'grayscale' if cfg.get('grayscale') else 'colour'} | {data} | {_pct(main.get('accuracy'))} | "
+                     f"{_pct(main.get('balanced_accuracy'))} | {_pct(other.get('accuracy'))} | {time_text} | "
+                     f"{cfg.get('storage', 'float32')} |")
+    names = next(iter(models.values())).pretrained_cfg["label_names"]
+    lines += ["", "**Recall per class on FER+ valid** (how many faces of each expression the model gets right):", "",
+              "| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for key in models:
+        rec = (evals[key].get("ferplus_valid") or evals[key].get("validation") or {}).get("recall", {})
+        lines.append(f"| {display_name(key)} | " + " | ".join(_pct(rec.get(n)) for n in names) + " |")
+    lines += ["", "Figures are of the weights as stored and served here, on held-out faces (the models were selected "
+              f"on FER+ valid: {EVALUATION_TITLES['ferplus_valid']}). Each model's card in `weights/` gives the "
+              "exact command, commit, seed and epochs.", "", "**Limits**", ""]
+    lines += [f"- {text}" for text in LIMITS]
+    return "\n".join(lines)
+
+
+def confusion_images(models: dict, folder: Path) -> list[tuple[str, str]]:
+    """(PNG path, caption) of each model's FER+ valid confusion matrix, drawn once from its recorded counts."""
+    from fer_core.train.plots import plot_confusion
+
+    out = []
+    for key, m in models.items():
+        ev = evaluations(m.pretrained_cfg)
+        main = ev.get("ferplus_valid") or ev.get("validation")
+        if not main or "confusion_matrix" not in main:
+            continue
+        path = plot_confusion(np.asarray(main["confusion_matrix"]), main["labels"], folder / f"confusion_{key}.png",
+                              f"{display_name(key)}: accuracy {main['accuracy']:.3f}")
+        out.append((str(path), f"{display_name(key)}: rows are the true expression; each row sums to 1"))
+    return out

@@ -1,0 +1,54 @@
+"""Start the app (``app.py``) in a subprocess on a free local port and wait until it answers: one helper for the
+tests and the benchmarks."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(env: dict | None = None, log=None, timeout: float = 180.0):
+    """(process, url) of ``python app.py`` on 127.0.0.1 with ``env`` added to the environment; output goes to the
+    file object ``log`` (default: discarded). Raises RuntimeError with the log's tail if it does not start."""
+    port = free_port()
+    full = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1",
+                GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", **(env or {}))
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=full,
+                            stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return proc, url
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    proc.wait()
+    tail = ""
+    if log is not None:
+        log.flush()
+        log.seek(0)
+        tail = log.read()[-3000:]
+    raise RuntimeError(f"the app did not start within {timeout:.0f} s:\n{tail}")
+
+
+def stop_app(proc) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -1,0 +1,106 @@
+"""What an analysis returns: one typed result per image, per face and per model, each with its own ``to_json``.
+
+Arrays (the model's input, its Grad-CAM and own-attention maps) stay on the objects for the page and the CLI's
+``--maps``; ``to_json`` gives the plain-JSON part (boxes, probabilities, top labels, branch weights, agreement)
+that the ``predict`` API endpoint and the CLI write.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DISPLAY_NAMES = {"ddamfn": "DDAMFN", "resnet_dda": "ResNet+DDA", "fusion": "Fusion"}
+
+
+def display_name(key: str) -> str:
+    return DISPLAY_NAMES.get(key, key)
+
+
+@dataclass
+class ModelResult:
+    key: str
+    probs: dict[str, float]  # calibrated, highest first
+    input_image: np.ndarray  # what the model saw: its input tensor, de-normalised, uint8 at its input size
+    gradcam: np.ndarray | None = None  # H x W in [0, 1] at the display size (None in live mode)
+    attention: np.ndarray | None = None  # the model's own attention, same size
+    branch_weights: dict[str, float] | None = None  # a fusion's per-sample weight of each branch
+
+    @property
+    def top(self) -> str:
+        return next(iter(self.probs))
+
+    @property
+    def confidence(self) -> float:
+        return self.probs[self.top]
+
+    @property
+    def name(self) -> str:
+        return display_name(self.key)
+
+    def to_json(self) -> dict:
+        out = {"probs": self.probs, "top": self.top, "confidence": self.confidence}
+        if self.branch_weights is not None:
+            out["branch_weights"] = self.branch_weights
+        return out
+
+
+@dataclass
+class FaceResult:
+    index: int  # 1-based, left to right
+    box: list[float]  # x, y, w, h
+    score: float
+    landmarks: list | None
+    models: dict[str, ModelResult] = field(default_factory=dict)
+
+    @property
+    def agreement(self) -> dict:
+        return agreement(self.models)
+
+    def to_json(self) -> dict:
+        return {"index": self.index, "box": self.box, "score": self.score, "landmarks": self.landmarks,
+                "models": {k: m.to_json() for k, m in self.models.items()}, "agreement": self.agreement}
+
+
+@dataclass
+class Analysis:
+    image: np.ndarray  # the decoded RGB image (decoded once: the page draws on this one)
+    detector: str
+    faces: list[FaceResult]
+    notes: list[str]
+    timings_ms: dict[str, float]
+
+    def face(self, index: int) -> FaceResult:
+        """Face ``index`` (1-based), or the first one if there is no such face."""
+        return next((f for f in self.faces if f.index == index), self.faces[0])
+
+    def to_json(self) -> dict:
+        return {"image_size": [int(self.image.shape[1]), int(self.image.shape[0])], "detector": self.detector,
+                "faces": [f.to_json() for f in self.faces], "notes": list(self.notes),
+                "timings_ms": dict(self.timings_ms)}
+
+
+def agreement(models: dict[str, ModelResult]) -> dict:
+    """Do the models agree on the top label; and how similar their distributions are (1 - mean pairwise
+    Jensen-Shannon divergence, base 2, over the classes all share), in [0, 1]."""
+    names = [m.top for m in models.values()]
+    majority = max(set(names), key=names.count) if names else None
+    keys = list(models)
+    shared = sorted(set.intersection(*(set(m.probs) for m in models.values()))) if models else []
+    js = []
+    for i in range(len(keys)):
+        for j in range(i + 1, len(keys)):
+            p = np.array([models[keys[i]].probs[c] for c in shared]) + 1e-12
+            q = np.array([models[keys[j]].probs[c] for c in shared]) + 1e-12
+            p, q = p / p.sum(), q / q.sum()
+            m = (p + q) / 2
+            js.append(0.5 * (p * np.log2(p / m)).sum() + 0.5 * (q * np.log2(q / m)).sum())
+    votes = names.count(majority) if majority else 0
+    if len(names) > 1 and votes == len(names):
+        text = f"All {len(names)} models agree: {majority}"
+    elif votes > 1:
+        text = f"{votes} of {len(names)} models say {majority}"
+    else:
+        text = f"The {len(names)} models disagree"
+    return {"all_agree": votes == len(names), "majority": majority, "votes": votes,
+            "score": round(float(1 - np.mean(js)) if js else 1.0, 4), "text": text}

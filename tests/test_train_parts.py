@@ -1,0 +1,66 @@
+"""The trainer's optional parts, in process and checked against their formulas: SAM's two steps, the EMA the
+trainer keeps and exports, class-balanced sampling."""
+import pytest
+import torch
+
+from fer_core.train import TrainConfig
+from fer_core.train.loop import _step, prepare_training, setup
+from fer_core.train.sam import SAM
+from fer_core.train.schedule import epoch_order
+from fixtures import write_ferplus
+
+
+def test_sam_steps_from_the_worst_case_in_the_ball():
+    a = torch.tensor([1.0, 4.0, 0.5])
+    w = torch.nn.Parameter(torch.tensor([1.0, -2.0, 3.0]))
+    sam = SAM(torch.optim.SGD([w], lr=0.1), rho=0.05)
+    w0 = w.detach().clone()
+
+    def grad_at(v):  # f(w) = sum(a * w^2)  ->  grad = 2 a w
+        return 2 * a * v
+
+    (a * w ** 2).sum().backward()
+    sam.first_step()
+    g0 = grad_at(w0)
+    e = 0.05 * g0 / g0.norm()
+    assert torch.allclose(w.detach(), w0 + e, atol=1e-6)
+    w.grad = None
+    (a * w ** 2).sum().backward()
+    sam.second_step()
+    # the base step starts from w0 with the gradient taken at w0 + e
+    assert torch.allclose(w.detach(), w0 - 0.1 * grad_at(w0 + e), atol=1e-6)
+    with pytest.raises(ValueError, match="rho must be > 0"):
+        SAM(torch.optim.SGD([w], lr=0.1), rho=0)
+
+
+def test_balanced_sampling_draws_classes_evenly_and_repeatably():
+    labels = torch.tensor([0] * 900 + [1] * 90 + [2] * 10)
+    cfg = TrainConfig(balanced_sampling=True, seed=3)
+    order = epoch_order(len(labels), 0, cfg, labels)
+    share = torch.bincount(labels[order], minlength=3).float() / len(order)
+    assert torch.all((share - 1 / 3).abs() < 0.05), share
+    assert torch.equal(order, epoch_order(len(labels), 0, cfg, labels))
+    assert not torch.equal(order, epoch_order(len(labels), 1, cfg, labels))
+    plain = epoch_order(len(labels), 0, TrainConfig(seed=3), labels)
+    assert torch.equal(plain.sort().values, torch.arange(len(labels)))  # without: a permutation
+
+
+def test_ema_follows_its_formula_and_is_what_gets_evaluated(tmp_path):
+    root = write_ferplus(tmp_path / "ferplus", n_train=16, n_valid=8)
+    cfg = TrainConfig(model="ddamfn", data=f"ferplus:{root}", input_size=48, batch_size=8, lr=0.05, ema_decay=0.5,
+                      amp="off", channels_last=False, out_dir=str(tmp_path / "run"), warmup_epochs=0)
+    run = setup(cfg)
+    prepare_training(run)
+    assert run.eval_model is run.ema.module
+    x = torch.randn(8, 3, 48, 48)
+    t = torch.eye(len(run.train_ds.label_set))[torch.arange(8) % 4]
+    snapshots = []
+    for _ in range(3):
+        _step(run, x, t)
+        snapshots.append({k: v.detach().clone() for k, v in run.model.named_parameters()})
+    ema = dict(run.ema.module.named_parameters())
+    for k, p1 in snapshots[0].items():
+        p2, p3 = snapshots[1][k], snapshots[2][k]
+        expected = 0.5 * (0.5 * p1 + 0.5 * p2) + 0.5 * p3  # the first update copies, then ema = d*ema + (1-d)*p
+        assert torch.allclose(ema[k], expected, atol=1e-6), k
+    assert any(not torch.equal(snapshots[0][k], snapshots[2][k]) for k in snapshots[0])
