@@ -47,7 +47,8 @@ def build_models(a):
     models = {"ddamfn": ddamfn, "resnet_dda": resnet, "fusion": fusion}
     sizes = {"ddamfn": a.ddamfn_size, "resnet_dda": a.resnet_size, "fusion": max(a.ddamfn_size, a.resnet_size)}
     for k, m in models.items():
-        m.pretrained_cfg = build_config(m, label_set="ferplus", input_size=(3, sizes[k], sizes[k]))
+        m.pretrained_cfg = build_config(m, label_set="ferplus", input_size=(3, sizes[k], sizes[k]),
+                                        tta_flip=a.tta_flip)
         m.temperature = 1.0
     return models
 
@@ -65,7 +66,11 @@ def naive(models, rgb, detector):
         x = eval_transform(torch.from_numpy(np.stack(crops)), size, cfg["mean"], cfg["std"])
         with torch.no_grad():
             out = m.forward_details(x)
-            probs = (out["logits"] / m.temperature).softmax(1)
+            logits = out["logits"]
+            if cfg.get("tta_flip"):  # the mirror image as a second forward, averaged
+                logits = (logits + m(eval_transform(torch.from_numpy(np.stack(crops)), size, cfg["mean"], cfg["std"],
+                                                    flip=True))) / 2
+            probs = (logits / m.temperature).softmax(1)
         if key != "fusion":
             own_attention(out["attention"], size)
         with GradCAM(model=m, target_layers=m.gradcam_layers(size)) as cam:
@@ -94,6 +99,8 @@ def main(argv=None):
     ap.add_argument("--resnet-size", type=int, default=64)
     ap.add_argument("--resnet-args", default='{"dda_stages": [3, 4]}', help="JSON arguments of the ResNet+DDA")
     ap.add_argument("--yunet", default=str(YUNET_EMBEDDED))
+    ap.add_argument("--no-tta-flip", dest="tta_flip", action="store_false",
+                    help="untrained models without test-time flip (the shipped weights use it)")
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
@@ -113,6 +120,7 @@ def main(argv=None):
     naive_ms = measure(lambda: naive(models, rgb, detector), max(5, a.runs // 3))
     res = {
         "device": f"cpu, {a.threads} threads", "date": time.strftime("%Y-%m-%d"), "detector": detector.name,
+        "tta_flip": all(m.pretrained_cfg.get("tta_flip") for m in models.values()),
         "models": {k: {"architecture": m.arch_name, "args": m.pretrained_cfg["model_args"] if k != "fusion" else
                        {"mode": m.mode}, "input": m.pretrained_cfg["input_size"][1]} for k, m in models.items()},
         "faces": len(analyzer.analyze(rgb, maps=False).faces),

@@ -97,6 +97,11 @@ def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
         for key, ev in evals.items():
             lines.append(f"| {EVALUATION_TITLES.get(key, key)} | {ev.get('n', '-')} | {_pct(ev['accuracy'])} | "
                          f"{_pct(ev.get('balanced_accuracy'))} | {_pct(ev.get('ece'))} |")
+        plain = {k: ev["without_flip"] for k, ev in evals.items() if isinstance(ev.get("without_flip"), dict)}
+        if plain:
+            lines += ["", "Without test-time flip (one forward per face instead of two): " + "; ".join(
+                f"{EVALUATION_TITLES.get(k, k).split(',')[0]} {_pct(v.get('accuracy'))} (balanced "
+                f"{_pct(v.get('balanced_accuracy'))})" for k, v in plain.items()) + "."]
         names = list(config["label_names"])
         lines += ["", "Recall per class:", "", "| class | " + " | ".join(evals) + " |",
                   "|---|" + "---|" * len(evals)]

@@ -39,7 +39,7 @@ class _Capture(nn.Module):
 
     def forward(self, x):
         self.details = self.model.forward_details(x)
-        return self.details["logits"]
+        return self.details["logits"].float()  # the grad-cam package reads fp32 (a bf16 autocast gives bf16)
 
 
 @contextlib.contextmanager

@@ -76,12 +76,28 @@ class Slot:
 
 @dataclass
 class _Pass:
-    """One model's forward pass over the faces of an image, kept for a fusion that reuses it."""
+    """One model's forward pass over the faces of an image, kept for a fusion that reuses it. With test-time
+    flip the batch holds the faces, then their mirror images (one forward for both views: on a CPU, a batch of
+    two costs far less than two batches of one, these models being bound by reading their weights)."""
 
-    details: dict
+    details: dict  # rows: the faces (then their flipped views)
     leaves: list  # Grad-CAM target activations whose graph to the logits is kept (maps only)
     crops: list
-    flipped: dict | None  # the test-time flipped view's details
+    views: int  # 1, or 2 with the flipped view
+
+
+def _rows(obj, n: int):
+    """The first ``n`` rows of every tensor in a (nested) forward-details structure."""
+    if isinstance(obj, dict):
+        return {k: _rows(v, n) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_rows(v, n) for v in obj)
+    return obj[:n] if isinstance(obj, torch.Tensor) and obj.dim() > 0 else obj
+
+
+def _view_logits(logits: torch.Tensor, n: int) -> torch.Tensor:
+    """Logits of the faces, averaged with their flipped views' when the batch holds both."""
+    return logits[:n] if len(logits) == n else (logits[:n] + logits[n:2 * n]) / 2
 
 
 class Analyzer:
@@ -105,6 +121,8 @@ class Analyzer:
             for k in found:
                 if self.slots[k].labels != slot.labels:
                     raise ValueError(f"{k} and {key} have different labels")
+            if any(self.slots[k].tta_flip != slot.tta_flip for k in found):
+                continue  # the branches' passes hold other views than the fusion needs: it runs on its own
             self.sources[key] = found
 
     @classmethod
@@ -160,69 +178,58 @@ class Analyzer:
         result.faces = faces
         return result
 
-    def _flipped(self, slot: Slot, crops) -> dict:
-        """The flipped view's details (test-time flip), without gradients."""
-        with model_lock(slot.model), torch.inference_mode():
-            return slot.model.forward_details(slot.batch(crops, flip=True))
-
     @staticmethod
-    def _probs(slot: Slot, logits, flipped=None) -> list[dict]:
-        """Calibrated probabilities per face, highest first; with test-time flip, the logits are averaged with
-        the flipped view's."""
-        if flipped is not None:
-            logits = (logits + flipped["logits"]) / 2
+    def _probs(slot: Slot, logits) -> list[dict]:
+        """Calibrated probabilities per face, highest first."""
         p = (logits.detach() / slot.temperature).softmax(1).cpu().numpy()
         return [{slot.labels[j]: round(float(row[j]), 5) for j in np.argsort(-row)} for row in p]
 
-    def _classes(self, slot: Slot, n: int, target):
-        return None if target is None else [slot.labels.index(target)] * n
-
     def _run(self, slot: Slot, crops, maps, target, display_size):
-        """One model on its own: one forward serves logits, own attention and (with maps) a cheap Grad-CAM."""
+        """One model on its own: one forward (of the faces and, with test-time flip, their mirror images) serves
+        logits, own attention and (with maps) a cheap Grad-CAM."""
+        n, views = len(crops), 2 if slot.tta_flip else 1
         x = slot.batch(crops)
+        batch = torch.cat([x, slot.batch(crops, flip=True)]) if views == 2 else x
         if maps:
-            cams, det, leaves = gradcam_with_details(slot.model, x, self._classes(slot, len(crops), target))
-            cams = resize_maps(torch.from_numpy(cams), display_size)
+            classes = None if target is None else [slot.labels.index(target)] * len(batch)
+            cams, det, leaves = gradcam_with_details(slot.model, batch, classes)  # rows are independent (eval)
+            cams = resize_maps(torch.from_numpy(cams[:n]), display_size)
         else:
             with model_lock(slot.model), torch.inference_mode():
-                det = slot.model.forward_details(x)
+                det = slot.model.forward_details(batch)
             cams, leaves = None, []
-        flipped = self._flipped(slot, crops) if slot.tta_flip else None
-        if maps and "branches" in det:  # a fusion run on its own: its branches' maps, mixed by its weights
-            att = self._mixed_attention(det["branches"]["a"], det["branches"]["b"], det["branch_weights"],
+        faces = _rows(det, n)
+        if maps and "branches" in faces:  # a fusion run on its own: its branches' maps, mixed by its weights
+            att = self._mixed_attention(faces["branches"]["a"], faces["branches"]["b"], faces["branch_weights"],
                                         display_size)
         else:
-            att = own_attention(det["attention"], display_size) if maps else None
-        weights = det["branch_weights"].detach() if "branch_weights" in det else None
+            att = own_attention(faces["attention"], display_size) if maps else None
+        weights = faces["branch_weights"].detach() if "branch_weights" in faces else None
+        probs = self._probs(slot, _view_logits(det["logits"], n))
         results = [ModelResult(slot.key, p, seen,
                                gradcam=None if cams is None else cams[i], attention=None if att is None else att[i],
                                branch_weights=None if weights is None else self._weights(slot, weights[i]))
-                   for i, (p, seen) in enumerate(zip(self._probs(slot, det["logits"], flipped), slot.seen(x)))]
-        return _Pass(det, leaves, crops, flipped), results
+                   for i, (p, seen) in enumerate(zip(probs, slot.seen(x)))]
+        return _Pass(det, leaves, crops, views), results
 
     def _fuse(self, slot: Slot, a: _Pass, b: _Pass, maps, target, display_size):
         """A fusion from its branches' passes: fused logits, Grad-CAM through the reused activations, the
         branches' own attention mixed by the per-face branch weights."""
-        fusion = slot.model
+        fusion, n = slot.model, len(a.crops)
         with model_lock(fusion), torch.enable_grad() if maps else torch.inference_mode():
             out = fusion.fuse(a.details, b.details)
         cams = att = None
+        w = out["branch_weights"].detach()[:n]
         if maps:
-            k = out["logits"].detach().argmax(1) if target is None else torch.full(
-                (len(a.crops),), slot.labels.index(target), dtype=torch.long)
-            cams = gradcam_from_leaves(out["logits"].gather(1, k[:, None]), a.leaves + b.leaves, display_size)
-            att = self._mixed_attention(a.details, b.details, out["branch_weights"], display_size)
-        flipped = None
-        if slot.tta_flip:
-            fa = a.flipped or self._flipped(self.slots[self.sources[slot.key][0]], a.crops)
-            fb = b.flipped or self._flipped(self.slots[self.sources[slot.key][1]], b.crops)
-            with torch.inference_mode():
-                flipped = fusion.fuse(fa, fb)
+            k = out["logits"].detach()[:n].argmax(1) if target is None else torch.full(
+                (n,), slot.labels.index(target), dtype=torch.long)
+            cams = gradcam_from_leaves(out["logits"][:n].gather(1, k[:, None]), a.leaves + b.leaves,
+                                       display_size)[:n]
+            att = self._mixed_attention(_rows(a.details, n), _rows(b.details, n), w, display_size)
         x = slot.batch(a.crops)
-        w = out["branch_weights"].detach()
         return [ModelResult(slot.key, p, seen, gradcam=None if cams is None else cams[i],
                             attention=None if att is None else att[i], branch_weights=self._weights(slot, w[i]))
-                for i, (p, seen) in enumerate(zip(self._probs(slot, out["logits"], flipped), slot.seen(x)))]
+                for i, (p, seen) in enumerate(zip(self._probs(slot, _view_logits(out["logits"], n)), slot.seen(x)))]
 
     @staticmethod
     def _mixed_attention(det_a: dict, det_b: dict, weights, size) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Where each published weight lives: a Hub repo pinned to a revision, and the copy shipped in ``weights/``.
 
-``sha256`` pins the content of ``model.safetensors``; it is filled in when a weight is published (issue: train
-and ship) and checked on every Hub download. An entry whose sha256 is None is checked for self-consistency only
-(the file against the sha256 its own config.json records).
+``sha256`` pins the content of ``model.safetensors``: the Hub copy at ``revision`` and the copy in ``weights/`` are
+the same file, and both are checked against it on load (``tests/test_weights.py`` checks the shipped copies). New
+weights get a new revision and a new pin. An entry whose sha256 is None is checked for self-consistency only (the
+file against the sha256 its own config.json records).
 """
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ def test_export_measures_the_stored_form_and_writes_a_card(tmp_path):
                               "recall": {n: 0.5 for n in FERPLUS.names}}}
     src = save_pretrained(model, tmp_path / "run" / "export",
                           build_config(model, label_set=FERPLUS, input_size=(3, 48, 48), provenance=prov,
-                                       metrics=metrics))
+                                       metrics=metrics, tta_flip=True))
     ferplus = write_ferplus(tmp_path / "ferplus", n_train=8, n_valid=16)
     fer2013 = tmp_path / "fer2013"
     write_class_folders(fer2013 / "val", ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"],
@@ -44,11 +44,14 @@ def test_export_measures_the_stored_form_and_writes_a_card(tmp_path):
     from fer_core.train.evaluation import evaluate_model
 
     again = evaluate_model(load_weights(dest), read_dataset("ferplus", ferplus, "valid"))
-    assert again["accuracy"] == m["ferplus_valid"]["accuracy"]
+    assert again["accuracy"] == m["ferplus_valid"]["accuracy"] and again["tta_flip"]
+    plain = evaluate_model(load_weights(dest), read_dataset("ferplus", ferplus, "valid"), tta_flip=False)
+    assert m["ferplus_valid"]["without_flip"]["accuracy"] == plain["accuracy"]
     for png in ("confusion_ferplus_valid.png", "confusion_fer2013_val.png"):
         assert (dest / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     card = (dest / "README.md").read_text()
     for text in ("FER+ valid, majority label", "FER2013 val, 7 classes", "1 h 30 min", "from scratch",
                  "## Limits", "decisions about people", "stored as float16",
-                 "![confusion_ferplus_valid.png](confusion_ferplus_valid.png)", "| contempt |"):
+                 "![confusion_ferplus_valid.png](confusion_ferplus_valid.png)", "| contempt |",
+                 "Without test-time flip (one forward per face instead of two): FER+ valid"):
         assert text in card, text

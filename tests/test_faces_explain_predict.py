@@ -10,7 +10,7 @@ import torch
 
 from conftest import ROOT, SHARED
 from fer_core import create_model
-from fer_core.explain import gradcam_with_details, own_attention
+from fer_core.explain import gradcam_from_leaves, gradcam_with_details, own_attention, resize_maps
 from fer_core.faces import Face, HaarDetector, YuNetDetector, crop_face, detect_faces, make_detector
 from fer_core.images import load_image
 from fer_core.predict import Analyzer
@@ -200,6 +200,31 @@ def test_fusion_reuse_gives_what_the_fusion_model_computes(analyzer):
     p = (logits / slot.temperature).softmax(1)[0]
     for name, v in f.models["fusion"].probs.items():
         assert abs(v - float(p[slot.labels.index(name)])) < 1e-4
+
+
+def test_one_forward_for_both_views_gives_the_maps_of_the_faces_alone(analyzer):
+    """With test-time flip the faces and their mirror images share one batch: each model's Grad-CAM and
+    probabilities, and the fusion's Grad-CAM through the reused activations, are those of the faces alone."""
+    r = analyzer.analyze(ASTRONAUT)
+    face = detect_faces(r.image, analyzer.detector).faces[0]
+    leaves = []
+    for key in ("ddamfn", "resnet_dda"):
+        slot = analyzer.slots[key]
+        assert slot.tta_flip
+        x = slot.batch([crop_face(r.image, face, slot.crop, slot.source_size, slot.grayscale)])
+        cams, det, layer = gradcam_with_details(slot.model, x)
+        leaves.append((det, layer))
+        assert np.allclose(r.faces[0].models[key].gradcam, resize_maps(torch.from_numpy(cams), 224)[0], atol=1e-4)
+    fusion = analyzer.slots["fusion"].model
+    with torch.enable_grad():
+        out = fusion.fuse(leaves[0][0], leaves[1][0])
+    k = out["logits"].detach().argmax(1)
+    cam = gradcam_from_leaves(out["logits"].gather(1, k[:, None]), leaves[0][1] + leaves[1][1], 224)[0]
+    assert np.allclose(r.faces[0].models["fusion"].gradcam, cam, atol=1e-4)
+    plain = analyzer.analyze(ASTRONAUT, maps=False).faces[0]
+    for key in ("ddamfn", "resnet_dda", "fusion"):
+        for name, v in plain.models[key].probs.items():
+            assert abs(v - r.faces[0].models[key].probs[name]) < 1e-4, (key, name)
 
 
 def test_a_fusion_without_its_branches_runs_on_its_own(weights):
