@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SHARED
-from demo.serve import start_app, stop_app
+from conftest import ROOT, SHARED
+from demo.serve import rss_mb, start_app, stop_app
 from fer_core.images import ImageInputError, load_image
 from fixtures import make_weights
 
@@ -31,8 +31,39 @@ def app(tmp_path_factory):
         proc, url = start_app({"FER_WEIGHTS_DIR": str(weights), "HF_HUB_OFFLINE": "1"}, log=log)
     except RuntimeError as e:
         pytest.fail(str(e))
+    SERVED[url] = (proc, weights)
     yield url
     stop_app(proc)
+
+
+SERVED = {}  # url -> (the app's process, its weights folder)
+
+
+def test_the_app_holds_each_parameter_once(app):
+    """After a request with maps, the server holds its distinct parameters in fp32 once, beyond what its imports
+    alone take (measured in a process that imports the same modules): the fusion shares its branches' modules,
+    and one request's activations and Gradio's own state stay small."""
+    import subprocess
+    import sys
+
+    from gradio_client import Client, handle_file
+
+    from fer_core.predict import MODEL_KEYS, Analyzer
+
+    proc, weights = SERVED[app]
+    assert Client(app, verbose=False).predict(handle_file(str(HOPPER)), api_name="/predict")["faces"]
+    slots = Analyzer.from_pretrained({k: weights / k for k in MODEL_KEYS}, detector="haar").slots
+    distinct = {id(p): p for s in slots.values() for p in s.model.parameters()}
+    assert sum(1 for s in slots.values() for _ in s.model.parameters()) > len(distinct)  # shared, not copied
+    params_mb = sum(p.numel() for p in distinct.values()) * 4 / 2**20
+    imports = subprocess.run(
+        [sys.executable, "-c", "import torch, gradio, cv2, demo, fer_core.predict\n"
+         "from demo.serve import rss_mb; import os; print(rss_mb(os.getpid()))"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    base = float(imports.stdout.split()[-1])
+    rss = rss_mb(proc.pid)
+    print(f"app RSS {rss:.0f} MB = imports {base:.0f} MB + {rss - base:.0f} MB for {params_mb:.0f} MB of parameters")
+    assert rss - base <= params_mb + 150, (rss, base, params_mb)
 
 
 def test_gradio_client_gets_the_analysis_json_alone(app):
