@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_core.card import EVALUATION_TITLES, LIMITS, evaluations
+from fer_core.card import EVALUATION_TITLES, FROM_SCRATCH, LIMITS, evaluations, limits
 from fer_core.results import display_name
-
 
 
 def _pct(v) -> str:
@@ -48,7 +47,10 @@ def about_markdown(models: dict) -> str:
     lines += ["", "Figures are of the weights as stored and served here, on held-out faces (the models were selected "
               f"on FER+ valid: {EVALUATION_TITLES['ferplus_valid']}). Each model's card in `weights/` gives the "
               "exact command, commit, seed and epochs.", "", "**Limits**", ""]
-    lines += [f"- {text}" for text in LIMITS]
+    shown = list(LIMITS)
+    if any(FROM_SCRATCH in limits(m.pretrained_cfg.get("provenance", {})) for m in models.values()):
+        shown.insert(1, FROM_SCRATCH)
+    lines += [f"- {text}" for text in shown]
     return "\n".join(lines)
 
 

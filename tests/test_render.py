@@ -1,0 +1,78 @@
+"""The page's pictures and texts, from a typed result: the model's input shown whole without smoothing, maps over
+the face or alone, the face x model table, the fusion's branch weights, 'About the models' from config.json."""
+from types import SimpleNamespace
+
+import numpy as np
+
+from demo.about import about_markdown
+from demo.render import MAP_MODES, MAP_SIZE, branch_weights, colour_scale, draw_faces, faces_table, input_view, \
+    map_view, to_file
+from fer_core import create_model
+from fer_core.card import FROM_SCRATCH
+from fer_core.labels import FERPLUS
+from fer_core.results import Analysis, FaceResult, ModelResult
+from fer_core.weights import build_config
+
+
+def _result(key, top, p, weights=None):
+    rng = np.random.default_rng(len(key))
+    probs = {top: p, **{n: (1 - p) / 7 for n in FERPLUS.names if n != top}}
+    heat = np.zeros((MAP_SIZE, MAP_SIZE), np.float32)
+    heat[:MAP_SIZE // 2] = 1.0  # upper half weighs most
+    return ModelResult(key, probs, rng.integers(0, 256, (64, 64), dtype=np.uint8), gradcam=heat,
+                       attention=heat[::-1].copy(), branch_weights=weights)
+
+
+def _analysis():
+    image = np.full((300, 400, 3), 120, np.uint8)
+    faces = []
+    for i, box in enumerate(([20, 30, 100, 120], [220, 40, 90, 110]), start=1):
+        f = FaceResult(i, box=box, landmarks=[[50, 70], [90, 70], [70, 90], [55, 110], [85, 110]], score=0.9)
+        f.models = {"ddamfn": _result("ddamfn", "happiness", 0.8), "resnet_dda": _result("resnet_dda", "neutral", 0.6),
+                    "fusion": _result("fusion", "happiness", 0.7, {"ddamfn": 0.65, "resnet_dda": 0.35})}
+        faces.append(f)
+    return Analysis(image, "yunet", faces, [], {"detect": 15.0, "total": 150.0})
+
+
+def test_the_model_input_is_shown_whole_and_unsmoothed():
+    m = _result("ddamfn", "happiness", 0.9)
+    view = input_view(m)
+    assert view.shape == (4 * 64, 4 * 64, 3)  # a whole factor, at least the map size
+    assert np.array_equal(view[::4, ::4, 0], m.input_image) and np.array_equal(view[3::4, 3::4, 1], m.input_image)
+
+
+def test_maps_over_the_face_or_alone_use_the_colour_scale():
+    m = _result("ddamfn", "happiness", 0.9)
+    alone = map_view(m, "gradcam", MAP_MODES[1])
+    assert alone.shape == (MAP_SIZE, MAP_SIZE, 3)
+    scale = colour_scale()
+    hot, cold = scale[5, -1].astype(int), scale[5, 0].astype(int)  # the scale's two ends: red, blue
+    assert np.abs(alone[10, 10].astype(int) - hot).sum() < 40 and np.abs(alone[-10, 10].astype(int) - cold).sum() < 40
+    over = map_view(m, "gradcam", MAP_MODES[0])
+    assert over.shape == (MAP_SIZE, MAP_SIZE, 3) and not np.array_equal(over, alone)  # the face shows through
+    assert map_view(ModelResult("x", {"neutral": 1.0}, m.input_image), "gradcam") is None  # live mode: no map
+
+
+def test_faces_table_boxes_and_branch_weights():
+    a = _analysis()
+    assert faces_table(a) == [[str(i), "happiness (0.80)", "neutral (0.60)", "happiness (0.70)"] for i in (1, 2)]
+    assert branch_weights(a.faces[0].models["fusion"]) == {"DDAMFN": 0.65, "ResNet+DDA": 0.35}
+    assert branch_weights(a.faces[0].models["ddamfn"]) is None
+    plain, chosen = draw_faces(a), draw_faces(a, selected=2)
+    assert plain.shape == a.image.shape and (plain != a.image).any(axis=2).sum() > 400
+    assert (chosen != plain).any(axis=2).sum() > 100  # the selected face's box is drawn thicker
+    path = to_file(plain)
+    assert path.endswith(".png") and to_file(plain) == path and to_file(None) is None
+
+
+def test_about_the_models_reads_each_config():
+    net, models = create_model("ddamfn", input_size=48), {}
+    for key, acc in (("ddamfn", 0.791), ("resnet_dda", 0.823)):
+        recall = {n: 0.5 for n in FERPLUS.names}
+        models[key] = SimpleNamespace(pretrained_cfg=build_config(
+            net, label_set=FERPLUS, input_size=(3, 48, 48),
+            provenance={"dataset": "ferplus", "protocol": "majority", "wall_time_s": 5400.0, "device": "cpu"},
+            metrics={"ferplus_valid": {"n": 3417, "accuracy": acc, "balanced_accuracy": 0.6, "recall": recall}}))
+    text = about_markdown(models)
+    assert "79.1%" in text and "82.3%" in text and "1 h 30 min" in text and "Recall per class" in text
+    assert FROM_SCRATCH in text and "decisions about people" in text
