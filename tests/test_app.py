@@ -245,6 +245,29 @@ def test_browser_photo_shows_readable_maps_for_each_model(app, chromium, tmp_pat
     browser.close()
 
 
+def test_browser_pick_a_face_from_the_table(app, chromium, tmp_path):
+    """Two people in one photo: both are in the table, and clicking the second row shows that face below."""
+    a, b = (cv2.imread(str(p)) for p in (HOPPER, ASTRONAUT))
+    h = 400
+    a, b = (cv2.resize(x, (round(x.shape[1] * h / x.shape[0]), h)) for x in (a, b))
+    pair = tmp_path / "two_people.png"
+    cv2.imwrite(str(pair), np.hstack([a, b]))
+    browser = chromium.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    _analyse_upload(page, app, pair)
+    rows = page.locator("#faces-table [role=row].virtual-row")  # Gradio's Dataframe draws its rows virtually
+    rows.nth(1).wait_for(timeout=30_000)
+    assert rows.count() == 2, page.locator("#faces-table").inner_text()
+    first = page.locator("#seen-ddamfn img").first.get_attribute("src")
+    rows.nth(1).locator("[role=gridcell], td").first.click()
+    # images are named by their content: another src is another face
+    page.wait_for_function(f"() => document.querySelector('#seen-ddamfn img').src !== {first!r}", timeout=30_000)
+    page.wait_for_function("() => [...document.querySelectorAll('#col-ddamfn img')].every(i => i.complete)")
+    assert page.locator("#agreement").inner_text().startswith("Face 2")
+    _shot(page, tmp_path / "two_faces.png")
+    browser.close()
+
+
 def test_browser_phone_stacks_the_columns(app, chromium, tmp_path):
     browser = chromium.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
     page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
