@@ -66,7 +66,8 @@ def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
     lines = [
         "---", "library_name: fer_core", "license: mit", "pipeline_tag: image-classification",
         "tags: [facial-expression-recognition, " + config["architecture"] + "]", "---", "",
-        f"# {config['architecture']} ({dataset})" + (f" — `{repo_id}`" if repo_id else ""), "",
+        f"# {config['architecture']} ({dataset.removeprefix('cache:').split('.')[0]})"
+        + (f" — `{repo_id}`" if repo_id else ""), "",
         f"Facial-expression recognition, {config['num_classes']} classes: " + ", ".join(config["label_names"]) + ".",
         "",
         "## Architecture and input",
@@ -84,11 +85,13 @@ def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
         f"- initialisation: {prov.get('init', 'from scratch (no pretrained backbone)')}",
     ]
     for key in ("dataset", "protocol", "train_split", "selection_split", "selection_protocol", "seed", "epochs",
-                "best_epoch", "device", "precision", "commit", "command"):
+                "epochs_completed", "best_epoch", "device", "precision", "commit", "command", "exported_by"):
         if key in prov:
             lines.append(f"- {key.replace('_', ' ')}: `{prov[key]}`")
     if "wall_time_s" in prov:
-        lines.append(f"- wall time: {_fmt_seconds(prov['wall_time_s'])}")
+        lines.append(f"- wall time to the exported epoch: {_fmt_seconds(prov['wall_time_s'])}"
+                     + (f" (the run so far: {_fmt_seconds(prov['run_wall_time_s'])})"
+                        if prov.get("run_wall_time_s", prov["wall_time_s"]) != prov["wall_time_s"] else ""))
     if dataset.removeprefix("cache:").split(".")[0] in LICENSE_NOTES:
         lines.append(f"- data licence: {LICENSE_NOTES[dataset.removeprefix('cache:').split('.')[0]]}")
     lines += ["", f"## Results of the stored form ({config.get('storage', 'float32')})", ""]

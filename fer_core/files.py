@@ -24,6 +24,7 @@ def atomic_output(path) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # as a plain file would be (some writers create their files private)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

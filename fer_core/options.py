@@ -54,6 +54,31 @@ def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
                             choices=f.metadata.get("choices"), help=f"{help_} (default: {shown})")
 
 
+def command_line(obj, skip=()) -> list[str]:
+    """The flags that rebuild ``obj`` (a dataclass built by :func:`build`): one per field that differs from its
+    default, nested dataclasses included; fields named in ``skip`` are left out."""
+    out = []
+    for f in fields(obj):
+        value, default = getattr(obj, f.name), _default(f)
+        if f.name in skip:
+            continue
+        if is_dataclass(default):
+            out += command_line(value, skip)
+            continue
+        if value == default or (isinstance(default, tuple) and tuple(value) == default):
+            continue
+        name = _flag_name(f)
+        if isinstance(default, bool):
+            out.append(f"--no-{name}" if default else f"--{name}")
+        elif isinstance(default, dict):
+            out += [f"--{name}", json.dumps(value, separators=(",", ":"))]
+        elif isinstance(default, tuple):
+            out += [f"--{name}", ",".join(str(v) for v in value)]
+        else:
+            out += [f"--{name}", str(value)]
+    return out
+
+
 def build(cls, namespace: argparse.Namespace):
     """The dataclass ``cls`` filled from ``namespace`` (nested dataclasses included)."""
     kwargs = {}

@@ -33,10 +33,12 @@ def _add(entry: PretrainedEntry):
         PRETRAINED[key] = entry
 
 
-_add(PretrainedEntry("ddamfn", "ddamfn", f"{HUB_ORG}/ddamfn-ferplus", "v1", "ddamfn", aliases=("ddamfn.ferplus",)))
+_add(PretrainedEntry("ddamfn", "ddamfn", f"{HUB_ORG}/ddamfn-ferplus", "v1", "ddamfn",
+                     "c35975020d308279bf6ba7a0f2d550fee08d466575304d4015938b5645208b5e", aliases=("ddamfn.ferplus",)))
 _add(PretrainedEntry("resnet_dda", "resnet18_dda", f"{HUB_ORG}/resnet-dda-ferplus", "v1", "resnet_dda",
-                     aliases=("resnet_dda.ferplus",)))
-_add(PretrainedEntry("fusion", "fusion", f"{HUB_ORG}/fusion-ferplus", "v1", "fusion", aliases=("fusion.ferplus",)))
+                     "4be44f8ee1b12b2766134dba775f175560fbf20b2a77286ec20ecbd7e107a5f4", aliases=("resnet_dda.ferplus",)))
+_add(PretrainedEntry("fusion", "fusion", f"{HUB_ORG}/fusion-ferplus", "v1", "fusion",
+                     "82bdb0a0083ae5885528a9f190a4d8fc1e268255266e9cbd0a58aa36af0b897f", aliases=("fusion.ferplus",)))
 
 
 def list_pretrained() -> list[str]:

@@ -385,4 +385,8 @@ def load_pretrained(name_or_path, *, endpoint: str | None = None, cache_dir=None
         raise WeightsError(f"{name!r} is neither an existing path nor a registered weight name "
                            f"(registered: {list_pretrained()})")
     entry = PRETRAINED[name]
-    return load_weights(_locate(entry, endpoint, cache_dir), expected_sha256=entry.sha256, reuse=reuse)
+    path = _locate(entry, endpoint, cache_dir)
+    # the pin holds for the Hub's copy and the project's own weights/; folders that FER_WEIGHTS_DIR points at
+    # (weights a user trained) are checked against the sha256 their own config records
+    own_folder = "FER_WEIGHTS_DIR" in os.environ and path == _local_copy(entry)
+    return load_weights(path, expected_sha256=None if own_folder else entry.sha256, reuse=reuse)

@@ -28,3 +28,14 @@ def offline_env(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("FER_WEIGHTS_DIR", str(tmp_path / "weights"))
     return tmp_path
+
+
+@pytest.fixture
+def unpinned(monkeypatch):
+    """The shipped entries without their sha256 pins, for tests that serve other weights under their names."""
+    import dataclasses
+
+    from fer_core import pretrained
+
+    for key, entry in list(pretrained.PRETRAINED.items()):
+        monkeypatch.setitem(pretrained.PRETRAINED, key, dataclasses.replace(entry, sha256=None))

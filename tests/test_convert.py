@@ -84,7 +84,7 @@ def test_push_to_hub_dry_run(tmp_path):
     assert card.startswith("---\n") and "trained by the DDAMFN authors" in card and "from scratch" not in card
 
 
-def test_push_to_hub_then_load_pretrained(hub, tmp_path, monkeypatch):
+def test_push_to_hub_then_load_pretrained(hub, tmp_path, monkeypatch, unpinned):
     """Publish a weights folder to the local Hub stand-in, then load it back by name through the pinned tag."""
     sys.path.insert(0, str(ROOT / "train_scripts"))
     import push_to_hub

@@ -64,3 +64,20 @@ def test_ema_follows_its_formula_and_is_what_gets_evaluated(tmp_path):
         expected = 0.5 * (0.5 * p1 + 0.5 * p2) + 0.5 * p3  # the first update copies, then ema = d*ema + (1-d)*p
         assert torch.allclose(ema[k], expected, atol=1e-6), k
     assert any(not torch.equal(snapshots[0][k], snapshots[2][k]) for k in snapshots[0])
+
+
+def test_the_recorded_command_rebuilds_the_run():
+    """What a shipped weight records as its command (a run exported with --export-only or resumed records the
+    flags that train it from the start) parses back to the same configuration."""
+    import argparse
+
+    from fer_core.options import add_arguments, build, command_line
+
+    ap = argparse.ArgumentParser()
+    add_arguments(ap, TrainConfig)
+    argv = ["--model", "resnet18_dda", "--model-args", '{"dda_stages": [3, 4]}', "--input-size", "64",
+            "--no-tta-flip", "--erase-p", "0.5", "--scale", "0.8,1.2", "--lr", "0.05", "--resume"]
+    cfg = build(TrainConfig, ap.parse_args(argv))
+    assert build(TrainConfig, ap.parse_args(command_line(cfg))) == cfg
+    flags = command_line(cfg, skip=("resume",))
+    assert "--resume" not in flags and flags[flags.index("--scale") + 1] == "0.8,1.2" and "--no-tta-flip" in flags

@@ -54,6 +54,8 @@ def test_config_records_what_the_loader_needs(tmp_path):
     assert saved["temperature"] == 1.7 and saved["provenance"] == {"seed": 3}
     assert len(saved["files"]["model.safetensors"]["sha256"]) == 64
     assert load_weights(tmp_path / "model.safetensors").temperature == 1.7
+    for name in ("model.safetensors", "config.json"):  # readable by others, like any file put in place
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o644, name
 
 
 def test_label_count_must_match_model():
@@ -143,7 +145,7 @@ def test_fusion_can_reference_its_branches(tmp_path):
         load_weights(out)
 
 
-def test_create_model_pretrained_by_weight_or_architecture_name(offline_env):
+def test_create_model_pretrained_by_weight_or_architecture_name(offline_env, unpinned):
     from fixtures import make_weights
 
     make_weights(offline_env / "weights")
@@ -171,3 +173,24 @@ def test_fusion_loaded_beside_its_branches_holds_each_parameter_once(tmp_path):
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
     other = create_model("ddamfn").eval()  # a module of the right shape but not those weights is not reused
     assert load_weights(root / "fusion", reuse=[other, b]).branch_a is not other
+
+
+def test_the_shipped_weights_are_the_pinned_ones_and_load_offline(monkeypatch):
+    """weights/ holds what fer_core/pretrained.py pins (the Hub revision serves the same files): each loads
+    offline, strictly, with the stored form's FER+ valid figures in its config; the fusion holds its branches'
+    own modules."""
+    from fer_core.predict import MODEL_KEYS, Analyzer
+    from fer_core.pretrained import PRETRAINED, PROJECT_WEIGHTS
+    from fer_core.weights import weights_sha256
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("FER_WEIGHTS_DIR", raising=False)
+    analyzer = Analyzer.from_pretrained(detector="haar")
+    for key in MODEL_KEYS:
+        entry, model = PRETRAINED[key], analyzer.slots[key].model
+        assert entry.sha256 and weights_sha256(model) == entry.sha256, key
+        cfg = read_config(PROJECT_WEIGHTS / entry.local_dir / "config.json")
+        assert cfg["metrics"]["ferplus_valid"]["n"] == 3417 and cfg["storage"] == "float16", key
+        assert (PROJECT_WEIGHTS / entry.local_dir / "README.md").read_text().count("## Limits") == 1
+    fusion = analyzer.slots["fusion"].model
+    assert fusion.branch_a is analyzer.slots["ddamfn"].model and fusion.branch_b is analyzer.slots["resnet_dda"].model

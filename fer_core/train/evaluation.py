@@ -17,8 +17,9 @@ from .metrics import classification_report
 @torch.inference_mode()
 def predict_logits(model, images: torch.Tensor, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                    tta_flip: bool = False, batch: int | None = None, amp_dtype=None, channels_last: bool = False,
-                   progress: bool = False) -> torch.Tensor:
-    """Logits for uint8 face crops on ``images.device`` (mean of original and flipped logits when ``tta_flip``)."""
+                   progress: bool = False, per_view: bool = False) -> torch.Tensor:
+    """Logits for uint8 face crops on ``images.device`` (mean of original and flipped logits when ``tta_flip``;
+    with ``per_view`` each view's logits, ``views x N x C``, the original first)."""
     from tqdm.auto import tqdm
 
     batch = batch or (256 if images.device.type == "cuda" else 32)
@@ -26,29 +27,34 @@ def predict_logits(model, images: torch.Tensor, size: int, mean=IMAGENET_MEAN, s
     model.eval()
     out = []
     for i in tqdm(range(0, len(images), batch), disable=not progress, desc="evaluating", unit="batch"):
-        acc = 0
-        views = (False, True) if tta_flip else (False,)
-        for flip in views:
+        views = []
+        for flip in (False, True) if tta_flip else (False,):
             x = eval_transform(images[i:i + batch], size, mean, std, flip)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(x.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                acc = acc + model(x).float()
-        out.append(acc / len(views))
+                views.append(model(x).float())
+        out.append(torch.stack(views))
     model.train(was)
-    return torch.cat(out)
+    logits = torch.cat(out, 1)
+    return logits if per_view else logits.mean(0)
 
 
 def evaluate_model(model, ds: ImageDataset, *, tta_flip: bool | None = None, device="cpu", progress=False,
                    missing: str = "leave_out") -> dict:
-    """Metrics of a loaded model (with ``pretrained_cfg``) on ``ds``, over the classes both share."""
+    """Metrics of a loaded model (with ``pretrained_cfg``) on ``ds``, over the classes both share; with test-time
+    flip also ``without_flip``: the accuracies of the original view alone, from the same forward passes."""
     cfg = model.pretrained_cfg
     tta = cfg.get("tta_flip", False) if tta_flip is None else tta_flip
     images = torch.from_numpy(ds.images).to(device)
-    logits = predict_logits(model.to(device), images, cfg["input_size"][1], cfg["mean"], cfg["std"], tta,
-                            progress=progress).cpu()
-    rep = score_by_name(list(cfg["label_names"]), logits / float(cfg.get("temperature", 1.0)), ds, missing=missing)
-    rep.update({"tta_flip": tta, "temperature": float(cfg.get("temperature", 1.0))})
+    views = predict_logits(model.to(device), images, cfg["input_size"][1], cfg["mean"], cfg["std"], tta,
+                           progress=progress, per_view=True).cpu()
+    t = float(cfg.get("temperature", 1.0))
+    rep = score_by_name(list(cfg["label_names"]), views.mean(0) / t, ds, missing=missing)
+    rep.update({"tta_flip": tta, "temperature": t})
+    if tta:
+        plain = score_by_name(list(cfg["label_names"]), views[0] / t, ds, missing=missing)
+        rep["without_flip"] = {k: plain[k] for k in ("accuracy", "balanced_accuracy")}
     return rep
 
 

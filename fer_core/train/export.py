@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..models.registry import IMAGENET_MEAN, IMAGENET_STD
+from ..options import command_line
 from ..weights import DEFAULT_CROP, build_config, save_pretrained
 from .checkpoint import load_checkpoint
 from .evaluation import predict_logits
@@ -59,8 +61,14 @@ def provenance(run: Run, best: dict, argv=None) -> dict:
     best_epoch = best["best"]["epoch"]
     at_best = next((r for r in rows if int(r["epoch"]) == best_epoch), None)
     kind, _, path = cfg.data.partition(":")
+    invoked = " ".join(argv if argv is not None else sys.argv)
+    if cfg.export_only or cfg.resume:  # the command that trains this run from the start, flag for flag
+        flags = command_line(cfg, skip=("export_only", "resume"))
+        command = " ".join(["train_scripts/train.py"] + [shlex.quote(f) for f in flags])
+    else:
+        command = invoked
     return {
-        "command": " ".join(argv if argv is not None else sys.argv),
+        "command": command, **({"exported_by": invoked} if command != invoked else {}),
         "commit": git_commit(),
         "dataset": kind if kind != "cache" else "cache:" + Path(path).name,
         "protocol": cfg.protocol, "train_split": cfg.train_split, "selection_split": cfg.val_split,

@@ -69,7 +69,7 @@ def summarize(rep: dict) -> dict:
     keep = ("n", "accuracy", "balanced_accuracy", "ece", "confusion_matrix", "labels")
     out = {k: rep[k] for k in keep}
     out["recall"] = {k: v["recall"] for k, v in rep["per_class"].items()}
-    for k in ("classes_only_in_model", "ece_before_temperature", "temperature"):
+    for k in ("classes_only_in_model", "ece_before_temperature", "temperature", "without_flip"):
         if k in rep:
             out[k] = rep[k]
     return out
