@@ -81,3 +81,26 @@ def test_the_recorded_command_rebuilds_the_run():
     assert build(TrainConfig, ap.parse_args(command_line(cfg))) == cfg
     flags = command_line(cfg, skip=("resume",))
     assert "--resume" not in flags and flags[flags.index("--scale") + 1] == "0.8,1.2" and "--no-tta-flip" in flags
+
+
+def test_score_by_name_matches_any_spelling_and_counts_a_missing_class_wrong():
+    """A peer's labels ('angry', 'happy', 'sad': fer's spelling) match FER+'s by meaning; FER+'s contempt, which
+    the peer lacks, counts as errors."""
+    import numpy as np
+
+    from fer_core.data.datasets import ImageDataset
+    from fer_core.labels import FERPLUS
+    from fer_core.train.evaluation import score_by_name
+
+    names = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    truth = ["anger", "happiness", "sadness", "neutral", "contempt"]
+    ds = ImageDataset(np.zeros((5, 48, 48), np.uint8), np.array([FERPLUS.names.index(t) for t in truth]), FERPLUS,
+                      [f"{i}.png" for i in range(5)], name="toy")
+    logits = torch.full((5, 7), -5.0)
+    for i, t in enumerate(["angry", "happy", "sad", "neutral", "happy"]):
+        logits[i, names.index(t)] = 5.0
+    rep = score_by_name(names, logits, ds, missing="count_wrong")
+    assert rep["n"] == 5 and rep["accuracy"] == pytest.approx(4 / 5)
+    assert rep["per_class"]["contempt"]["recall"] == 0 and rep["classes_only_in_dataset"] == ["contempt"]
+    left_out = score_by_name(names, logits, ds)
+    assert left_out["n"] == 4 and left_out["accuracy"] == 1.0

@@ -10,6 +10,7 @@ import torch
 
 from ..data.augment import eval_transform
 from ..data.datasets import ImageDataset
+from ..labels import canonical_name
 from ..models.registry import IMAGENET_MEAN, IMAGENET_STD
 from .metrics import classification_report
 
@@ -60,12 +61,12 @@ def evaluate_model(model, ds: ImageDataset, *, tta_flip: bool | None = None, dev
 
 def score_by_name(model_names, logits: torch.Tensor, ds: ImageDataset, missing: str = "leave_out") -> dict:
     """Metrics of per-sample ``logits`` (or log-probabilities) over ``model_names`` against ``ds``'s labels,
-    matched by name. ``missing``: what happens to samples of a class the model lacks: ``leave_out`` (accuracy
+    matched by name (any spelling: ``angry`` is anger). ``missing``: what happens to samples of a class the model lacks: ``leave_out`` (accuracy
     over the shared classes) or ``count_wrong`` (they stay, every prediction on them is wrong, and their class
     counts in the balanced accuracy with recall 0: how a peer without that class is compared fairly)."""
     if missing not in ("leave_out", "count_wrong"):
         raise ValueError(f"missing must be leave_out or count_wrong, got {missing!r}")
-    model_names, data_names = list(model_names), list(ds.label_set.names)
+    model_names, data_names = [canonical_name(n) for n in model_names], list(ds.label_set.names)  # "happy" too
     shared = [n for n in model_names if n in data_names]
     if not shared:
         raise ValueError(f"the model's classes {model_names} and the dataset's {data_names} share none")
