@@ -42,7 +42,6 @@ from fer_core.faces import YuNetDetector, make_detector  # noqa: E402
 from fer_core.images import load_image  # noqa: E402
 from fer_core.predict import MODEL_KEYS, Analyzer  # noqa: E402
 from fer_core.train.evaluation import evaluate_model, score_by_name  # noqa: E402
-from fer_core.weights import load_weights  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # fer's FER._get_labels order
@@ -161,7 +160,7 @@ def pipeline_latency(models: dict, peer: FerPeer, photos, yunet: Path, runs: int
     for photo in photos:
         rgb = load_image(photo)
         bgr = np.ascontiguousarray(rgb[..., ::-1])
-        n_ours = len(analyzer.analyze(rgb, maps=False)["faces"])
+        n_ours = len(analyzer.analyze(rgb, maps=False).faces)
         out[Path(photo).name] = {
             "faces_ours": n_ours, "faces_fer": len(peer.detect_emotions(bgr)), "detector_ours": detector.name,
             "ours_no_maps_ms": _p50(lambda: analyzer.analyze(load_image(photo), maps=False), runs),
@@ -209,7 +208,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--markdown", default=None, help="also write the tables as Markdown here")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    models = {k: load_weights(Path(a.weights_dir) / k) for k in MODEL_KEYS}
+    models = {k: s.model for k, s in Analyzer.from_pretrained(  # the fusion holds its branches' own modules
+        {k: Path(a.weights_dir) / k for k in MODEL_KEYS}, detector="haar").slots.items()}
     peer = FerPeer(a.threads)
     res = {"date": time.strftime("%Y-%m-%d"), "threads": a.threads,
            "peer": {"name": "fer", "version": peer.version, "model_file": peer.path.name,
