@@ -68,7 +68,9 @@ def test_resume_after_sigkill_matches_uninterrupted_run(ferplus, tmp_path):
     cfg = json.loads((out / "export" / "config.json").read_text())
     prov = cfg["provenance"]
     assert prov["seed"] == 0 and prov["epochs"] == 2 and prov["init"].startswith("from scratch")
-    assert "--resume" in prov["command"] and prov["commit"] and cfg["temperature"] > 0
+    # the command that trains the run from the start; the resuming invocation beside it
+    assert "--resume" not in prov["command"] and "--epochs 2" in prov["command"] and "--resume" in prov["exported_by"]
+    assert prov["commit"] and cfg["temperature"] > 0
     elapsed = [float(r["elapsed_s"]) for r in __import__("csv").DictReader(open(out / "metrics.csv"))]
     assert elapsed[0] < elapsed[1], "wall time restarted at the resume"  # it counts across the stop
     assert prov["epochs_completed"] == 2 and 0 < prov["wall_time_s"] <= prov["run_wall_time_s"] == elapsed[-1]
