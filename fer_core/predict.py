@@ -83,7 +83,6 @@ class _Pass:
     details: dict  # rows: the faces (then their flipped views)
     leaves: list  # Grad-CAM target activations whose graph to the logits is kept (maps only)
     crops: list
-    views: int  # 1, or 2 with the flipped view
 
 
 def _rows(obj, n: int):
@@ -187,9 +186,9 @@ class Analyzer:
     def _run(self, slot: Slot, crops, maps, target, display_size):
         """One model on its own: one forward (of the faces and, with test-time flip, their mirror images) serves
         logits, own attention and (with maps) a cheap Grad-CAM."""
-        n, views = len(crops), 2 if slot.tta_flip else 1
+        n = len(crops)
         x = slot.batch(crops)
-        batch = torch.cat([x, slot.batch(crops, flip=True)]) if views == 2 else x
+        batch = torch.cat([x, slot.batch(crops, flip=True)]) if slot.tta_flip else x
         if maps:
             classes = None if target is None else [slot.labels.index(target)] * len(batch)
             cams, det, leaves = gradcam_with_details(slot.model, batch, classes)  # rows are independent (eval)
@@ -210,7 +209,7 @@ class Analyzer:
                                gradcam=None if cams is None else cams[i], attention=None if att is None else att[i],
                                branch_weights=None if weights is None else self._weights(slot, weights[i]))
                    for i, (p, seen) in enumerate(zip(probs, slot.seen(x)))]
-        return _Pass(det, leaves, crops, views), results
+        return _Pass(det, leaves, crops), results
 
     def _fuse(self, slot: Slot, a: _Pass, b: _Pass, maps, target, display_size):
         """A fusion from its branches' passes: fused logits, Grad-CAM through the reused activations, the
