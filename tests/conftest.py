@@ -13,6 +13,15 @@ SHARED = ROOT.parent / "shared"
 torch.set_num_threads(2)
 
 
+@pytest.fixture(scope="session")
+def test_weights(tmp_path_factory):
+    """Untrained weights under the three shipped names (fixtures.make_weights), built once for the tests that only
+    read them."""
+    from fixtures import make_weights
+
+    return make_weights(tmp_path_factory.mktemp("weights"))
+
+
 @pytest.fixture
 def hub():
     from hub_server import HubStandIn

@@ -14,7 +14,6 @@ from PIL import Image
 from conftest import ROOT, SHARED
 from demo.serve import rss_mb, start_app, stop_app
 from fer_core.images import ImageInputError, load_image
-from fixtures import make_weights
 
 HOPPER = SHARED / "photos" / "grace_hopper.jpg"
 ASTRONAUT = SHARED / "photos" / "astronaut.png"
@@ -24,8 +23,8 @@ EMOTIONS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    weights = make_weights(tmp_path_factory.mktemp("weights"))
+def app(tmp_path_factory, test_weights):
+    weights = test_weights
     log = open(tmp_path_factory.mktemp("log") / "app.log", "w+")
     try:
         proc, url = start_app({"FER_WEIGHTS_DIR": str(weights), "HF_HUB_OFFLINE": "1"}, log=log)

@@ -28,19 +28,22 @@ def ferplus(tmp_path_factory):
     return write_ferplus(tmp_path_factory.mktemp("ferplus"), n_train=48, n_valid=16)
 
 
-def _run(args, **kw):
-    r = subprocess.run(TRAIN + args, capture_output=True, text=True, env=_env(), timeout=600, **kw)
+def _run(args, threads="2", **kw):
+    r = subprocess.run(TRAIN + args, capture_output=True, text=True, env=_env(threads), timeout=600, **kw)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return r
 
 
 def test_resume_after_sigkill_matches_uninterrupted_run(ferplus, tmp_path):
+    # the uninterrupted run and the one to kill side by side, one thread each (so every run of the test does the
+    # same arithmetic), then the resume
     data = ["--data", f"ferplus:{ferplus}"]
-    _run(COMMON + data + ["--out", str(tmp_path / "straight")])
+    straight = subprocess.Popen(TRAIN + COMMON + data + ["--out", str(tmp_path / "straight")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env("1"))
 
     out = tmp_path / "killed"
     p = subprocess.Popen(TRAIN + COMMON + data + ["--out", str(out)], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, env=_env())
+                         stderr=subprocess.DEVNULL, env=_env("1"))
     marker = out / "last.json"
     deadline = time.time() + 300
     while time.time() < deadline and p.poll() is None:
@@ -53,7 +56,8 @@ def test_resume_after_sigkill_matches_uninterrupted_run(ferplus, tmp_path):
     assert not (out / "export").exists()
     resumed_from = json.loads(marker.read_text())
     assert resumed_from["epoch"] == 1 and 0 < resumed_from["step"] < 6  # 48 images / 8 = 6 steps an epoch
-    r = _run(COMMON + data + ["--out", str(out), "--resume"])
+    assert straight.wait(timeout=600) == 0, straight.stderr.read()[-3000:]
+    r = _run(COMMON + data + ["--out", str(out), "--resume"], threads="1")
     assert f"resumed from {out / 'last.pt'}: epoch 1, step {resumed_from['step']}" in r.stdout
 
     a = load_file(str(tmp_path / "straight" / "export" / "model.safetensors"))
@@ -101,12 +105,11 @@ def test_ddp_on_cpu_with_two_gloo_processes(ferplus, tmp_path):
     assert "world size 2" in r.stdout
 
 
-def test_evaluate_json_on_folder_and_ferplus(ferplus, tmp_path):
-    out = tmp_path / "run"
-    _run(COMMON + ["--epochs", "1", "--data", f"ferplus:{ferplus}", "--out", str(out)])
+def test_evaluate_json_on_folder_and_ferplus(ferplus, test_weights, tmp_path):
+    model = test_weights / "ddamfn"  # FER+'s eight classes
     folder = write_class_folders(tmp_path / "faces", ["happy", "Angry", "sad"], n_per_class=3)
     report = tmp_path / "eval" / "folder.json"
-    r = subprocess.run([sys.executable, str(ROOT / "train_scripts/evaluate.py"), "--model", str(out / "export"),
+    r = subprocess.run([sys.executable, str(ROOT / "train_scripts/evaluate.py"), "--model", str(model),
                         "--dataset", "folder", "--data-root", str(folder), "--json", str(report)],
                        capture_output=True, text=True, env=_env(), timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -122,7 +125,7 @@ def test_evaluate_json_on_folder_and_ferplus(ferplus, tmp_path):
         assert rep["per_class"][name]["recall"] == pytest.approx(hits[i] / 3) and rep["per_class"][name]["support"] == 3
     assert 0 <= rep["ece"] <= 1
     assert report.with_suffix(".confusion.png").exists()
-    r = subprocess.run([sys.executable, str(ROOT / "train_scripts/evaluate.py"), "--model", str(out / "export"),
+    r = subprocess.run([sys.executable, str(ROOT / "train_scripts/evaluate.py"), "--model", str(model),
                         "--dataset", "ferplus", "--data-root", str(ferplus), "--split", "valid", "--json",
                         str(tmp_path / "fp.json")], capture_output=True, text=True, env=_env(), timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -131,10 +134,8 @@ def test_evaluate_json_on_folder_and_ferplus(ferplus, tmp_path):
 
 
 @pytest.mark.parametrize("mode", ["attention", "late"])
-def test_fusion_trains_only_its_own_part(ferplus, tmp_path, mode):
-    from fixtures import make_weights
-
-    weights = make_weights(tmp_path / "w")
+def test_fusion_trains_only_its_own_part(ferplus, test_weights, tmp_path, mode):
+    weights = test_weights
     out = tmp_path / f"fusion_{mode}"
     _run(["--model", "fusion", "--fusion-mode", mode, "--branch-a", str(weights / "ddamfn"), "--branch-b",
           str(weights / "resnet_dda"), "--data", f"ferplus:{ferplus}", "--epochs", "1", "--batch-size", "8",
