@@ -33,12 +33,12 @@ def _add(entry: PretrainedEntry):
         PRETRAINED[key] = entry
 
 
-_add(PretrainedEntry("ddamfn", "ddamfn", f"{HUB_ORG}/ddamfn-ferplus", "v1", "ddamfn",
-                     "c35975020d308279bf6ba7a0f2d550fee08d466575304d4015938b5645208b5e", aliases=("ddamfn.ferplus",)))
-_add(PretrainedEntry("resnet_dda", "resnet18_dda", f"{HUB_ORG}/resnet-dda-ferplus", "v1", "resnet_dda",
-                     "4be44f8ee1b12b2766134dba775f175560fbf20b2a77286ec20ecbd7e107a5f4", aliases=("resnet_dda.ferplus",)))
-_add(PretrainedEntry("fusion", "fusion", f"{HUB_ORG}/fusion-ferplus", "v1", "fusion",
-                     "82bdb0a0083ae5885528a9f190a4d8fc1e268255266e9cbd0a58aa36af0b897f", aliases=("fusion.ferplus",)))
+_add(PretrainedEntry("ddamfn", "ddamfn", f"{HUB_ORG}/ddamfn-ferplus", "v2", "ddamfn",
+                     "58ee1560905a81541c599da03a15a0c86f8f46e2b5b2410afd28b07288a0cc65", aliases=("ddamfn.ferplus",)))
+_add(PretrainedEntry("resnet_dda", "resnet18_dda", f"{HUB_ORG}/resnet-dda-ferplus", "v2", "resnet_dda",
+                     "acc5e5710f3999b3060c7a921385aa32ef791aaa91c4fba52d23acc2bdb1c225", aliases=("resnet_dda.ferplus",)))
+_add(PretrainedEntry("fusion", "fusion", f"{HUB_ORG}/fusion-ferplus", "v2", "fusion",
+                     "8c8032b80a83cd66068661c859b43799776670f877681c03407cc4a1c5baf2f6", aliases=("fusion.ferplus",)))
 
 
 def list_pretrained() -> list[str]:

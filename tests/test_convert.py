@@ -7,6 +7,7 @@ import torch
 
 from fer_core import create_model, load_weights
 from fer_core.convert import convert_checkpoint
+from fer_core.pretrained import PRETRAINED
 from fer_core.labels import DDAMFN_OFFICIAL7, index_map
 from conftest import ROOT
 
@@ -76,7 +77,7 @@ def test_push_to_hub_dry_run(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "train_scripts/push_to_hub.py"), str(folder), "--dry-run"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    assert "repo: fer-attention/ddamfn-ferplus" in r.stdout and "tag after upload: v1" in r.stdout
+    assert "repo: fer-attention/ddamfn-ferplus" in r.stdout and f"tag after upload: {PRETRAINED['ddamfn'].revision}" in r.stdout
     for name in ("config.json", "model.safetensors", "README.md"):
         assert name in r.stdout
     assert "dry run: nothing uploaded" in r.stdout
@@ -99,7 +100,8 @@ def test_push_to_hub_then_load_pretrained(hub, tmp_path, monkeypatch, unpinned):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     assert push_to_hub.main([str(folder), "--endpoint", hub.url]) == 0
     assert ("POST", "/api/repos/create") in hub.log
-    assert hub.files[("fer-attention/ddamfn-ferplus", "v1", "model.safetensors")] == (folder / "model.safetensors").read_bytes()
+    tag = PRETRAINED["ddamfn"].revision  # pushed under the pinned tag
+    assert hub.files[("fer-attention/ddamfn-ferplus", tag, "model.safetensors")] == (folder / "model.safetensors").read_bytes()
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("FER_WEIGHTS_DIR", str(tmp_path / "none"))
@@ -107,4 +109,4 @@ def test_push_to_hub_then_load_pretrained(hub, tmp_path, monkeypatch, unpinned):
     x = torch.randn(1, 3, 112, 112)
     with torch.no_grad():
         assert torch.equal(loaded(x), load_weights(folder)(x))
-    assert "README.md" in {f for (r, v, f) in hub.files if v == "v1"}
+    assert "README.md" in {f for (r, v, f) in hub.files if v == tag}

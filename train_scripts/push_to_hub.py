@@ -1,6 +1,6 @@
 """Publish a weights folder (model.safetensors, config.json, a model card README.md, plots) to a Hub repo.
 
-    python train_scripts/push_to_hub.py weights/ddamfn --repo-id fer-attention/ddamfn-ferplus --revision v1
+    python train_scripts/push_to_hub.py weights/ddamfn --repo-id fer-attention/ddamfn-ferplus --revision v2
     python train_scripts/push_to_hub.py weights/ddamfn --dry-run      # print exactly what would be uploaded
 
 The folder is checked with fer_core's strict loader first. The repo id and revision default to the registry
