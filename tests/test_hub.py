@@ -107,7 +107,7 @@ def test_missing_on_hub_falls_back_too(hub, weights, env, monkeypatch):
 def test_no_hub_and_no_copy_fails_fast_and_clearly(env, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", _free_port_url())
     t0 = time.perf_counter()
-    with pytest.raises(WeightsError, match=r"ddamfn-ferplus@v1.*no local copy in .*shipped/ddamfn"):
+    with pytest.raises(WeightsError, match=rf"ddamfn-ferplus@{ENTRY.revision}.*no local copy in .*shipped/ddamfn"):
         load_pretrained("ddamfn")
     assert time.perf_counter() - t0 < 5
 
