@@ -24,13 +24,12 @@ EMOTIONS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, test_weights):
-    weights = test_weights
     log = open(tmp_path_factory.mktemp("log") / "app.log", "w+")
     try:
-        proc, url = start_app({"FER_WEIGHTS_DIR": str(weights), "HF_HUB_OFFLINE": "1"}, log=log)
+        proc, url = start_app({"FER_WEIGHTS_DIR": str(test_weights), "HF_HUB_OFFLINE": "1"}, log=log)
     except RuntimeError as e:
         pytest.fail(str(e))
-    SERVED[url] = (proc, weights)
+    SERVED[url] = (proc, test_weights)
     yield url
     stop_app(proc)
 

@@ -7,8 +7,8 @@ import torch
 
 from fer_core import create_model, load_weights
 from fer_core.convert import convert_checkpoint
-from fer_core.pretrained import PRETRAINED
 from fer_core.labels import DDAMFN_OFFICIAL7, index_map
+from fer_core.pretrained import PRETRAINED
 from conftest import ROOT
 
 

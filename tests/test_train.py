@@ -135,14 +135,13 @@ def test_evaluate_json_on_folder_and_ferplus(ferplus, test_weights, tmp_path):
 
 @pytest.mark.parametrize("mode", ["attention", "late"])
 def test_fusion_trains_only_its_own_part(ferplus, test_weights, tmp_path, mode):
-    weights = test_weights
     out = tmp_path / f"fusion_{mode}"
-    _run(["--model", "fusion", "--fusion-mode", mode, "--branch-a", str(weights / "ddamfn"), "--branch-b",
-          str(weights / "resnet_dda"), "--data", f"ferplus:{ferplus}", "--epochs", "1", "--batch-size", "8",
+    _run(["--model", "fusion", "--fusion-mode", mode, "--branch-a", str(test_weights / "ddamfn"), "--branch-b",
+          str(test_weights / "resnet_dda"), "--data", f"ferplus:{ferplus}", "--epochs", "1", "--batch-size", "8",
           "--lr", "0.05", "--no-tta-flip", "--out", str(out)])
     fused = load_file(str(out / "export" / "model.safetensors"))
     for prefix, name in (("branch_a.", "ddamfn"), ("branch_b.", "resnet_dda")):
-        branch = load_file(str(weights / name / "model.safetensors"))
+        branch = load_file(str(test_weights / name / "model.safetensors"))
         assert all(torch.equal(fused[prefix + k], v) for k, v in branch.items()), f"{name} changed"
     cfg = json.loads((out / "export" / "config.json").read_text())
     assert cfg["model_args"]["mode"] == mode and "frozen" in cfg["provenance"]["init"]

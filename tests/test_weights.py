@@ -160,10 +160,8 @@ def test_create_model_pretrained_by_weight_or_architecture_name(offline_env, unp
         create_model("resnet50_dda", pretrained=True)
 
 
-def test_fusion_loaded_beside_its_branches_holds_each_parameter_once(tmp_path):
-    from fixtures import make_weights
-
-    root = make_weights(tmp_path)
+def test_fusion_loaded_beside_its_branches_holds_each_parameter_once(test_weights):
+    root = test_weights
     a, b = load_weights(root / "ddamfn"), load_weights(root / "resnet_dda")
     fusion = load_weights(root / "fusion", reuse=[a, b])
     assert fusion.branch_a is a and fusion.branch_b is b
