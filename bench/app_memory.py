@@ -1,0 +1,87 @@
+"""The app's resident memory after one request, against the fp32 size of its distinct parameters + 700 MB.
+
+Starts ``app.py`` (offline, the shipped weights unless --weights-dir), sends one photo through ``/predict`` (both
+maps: the model's own attention and Grad-CAM), reads the server's RSS, and measures in a second process what the
+same imports take with no model loaded, so the report splits the RSS into imports and the rest. Which torch build
+is installed (CPU or CUDA wheel) sets most of the import cost, so it is printed too.
+
+    python bench/app_memory.py --json memory.json
+    python bench/app_memory.py --weights-dir /path/to/weights --budget-mb 700
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from demo.serve import rss_mb, start_app, stop_app  # noqa: E402
+
+# What the server has imported once a request with Grad-CAM has run (grad-cam brings torchvision, scipy,
+# scikit-learn and matplotlib with it).
+IMPORTS = "import torch, torchvision, gradio, cv2, pytorch_grad_cam, demo.ui, fer_core.predict"
+
+
+def imports_rss_mb() -> float:
+    code = f"{IMPORTS}\nfrom demo.serve import rss_mb; import os; print(rss_mb(os.getpid()))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    return float(out.stdout.split()[-1])
+
+
+def distinct_params_mb(weights_dir: Path) -> tuple[float, int]:
+    """fp32 MiB of the parameters the app holds (a fusion shares its branches' modules) and their count."""
+    from fer_core.predict import MODEL_KEYS, Analyzer
+
+    slots = Analyzer.from_pretrained({k: weights_dir / k for k in MODEL_KEYS}, detector="haar").slots
+    distinct = {id(p): p for s in slots.values() for p in s.model.parameters()}
+    n = sum(p.numel() for p in distinct.values())
+    return n * 4 / 2**20, n
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="App RSS after one request against distinct parameters + a budget.")
+    ap.add_argument("--weights-dir", default=str(ROOT / "weights"))
+    ap.add_argument("--photo", default=str(ROOT / "demo/examples/grace_hopper.jpg"))
+    ap.add_argument("--budget-mb", type=float, default=700.0, help="allowed RSS beyond the fp32 parameters")
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    import torch
+    from gradio_client import Client, handle_file
+
+    weights = Path(a.weights_dir)
+    params_mb, n_params = distinct_params_mb(weights)
+    proc, url = start_app({"HF_HUB_OFFLINE": "1", "FER_WEIGHTS_DIR": str(weights)})
+    try:
+        rss_start = rss_mb(proc.pid)
+        t0 = time.perf_counter()
+        answer = Client(url, verbose=False).predict(handle_file(a.photo), api_name="/predict")
+        first_s = time.perf_counter() - t0
+        if not answer.get("faces"):
+            raise SystemExit(f"no face found in {a.photo}: the request did not run the models")
+        time.sleep(1.0)
+        rss = rss_mb(proc.pid)
+    finally:
+        stop_app(proc)
+    base = imports_rss_mb()
+    bound = params_mb + a.budget_mb
+    res = {
+        "torch": torch.__version__, "cuda_build": torch.version.cuda is not None,
+        "weights_dir": str(weights), "distinct_params": n_params, "params_fp32_mb": round(params_mb, 1),
+        "rss_started_mb": round(rss_start, 1), "rss_after_request_mb": round(rss, 1),
+        "first_request_s": round(first_s, 2), "imports_mb": round(base, 1),
+        "beyond_imports_mb": round(rss - base, 1), "bound_mb": round(bound, 1),
+        "margin_mb": round(bound - rss, 1), "within_bound": rss <= bound,
+    }
+    print(json.dumps(res, indent=2))
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=2))
+    return res
+
+
+if __name__ == "__main__":
+    main()
