@@ -361,10 +361,12 @@ def _local_copy(entry: PretrainedEntry) -> Path:
 
 
 def _locate(entry: PretrainedEntry, endpoint=None, cache_dir=None) -> Path:
+    local = _local_copy(entry)
+    if "FER_WEIGHTS_DIR" in os.environ and (local / CONFIG_FILE).exists():
+        return local  # weights a user pointed at come before the Hub's copy, online or not
     try:
         return download(entry, endpoint=endpoint, cache_dir=cache_dir)
     except HubUnavailable as e:
-        local = _local_copy(entry)
         if (local / CONFIG_FILE).exists():
             warnings.warn(f"{e}; using the local copy in {local}", stacklevel=3)
             return local
@@ -373,9 +375,9 @@ def _locate(entry: PretrainedEntry, endpoint=None, cache_dir=None) -> Path:
 
 
 def load_pretrained(name_or_path, *, endpoint: str | None = None, cache_dir=None, reuse=()) -> nn.Module:
-    """Load weights by path (a folder or its files), else by registered name from the Hub (pinned revision,
-    sha256 checked, cached the usual Hub way), else from the copy shipped in ``weights/`` when the Hub cannot
-    be reached. Weights that the Hub does serve but that fail their sha256 or the strict load are an error, not
+    """Load weights by path (a folder or its files), else by registered name: from the folder ``FER_WEIGHTS_DIR``
+    names when it holds them, else from the Hub (pinned revision, sha256 checked, cached the usual Hub way), else
+    from the copy shipped in ``weights/`` when the Hub cannot be reached. Weights that the Hub does serve but that fail their sha256 or the strict load are an error, not
     a reason to switch silently to another copy. ``reuse``: see :func:`load_weights`."""
     path = Path(name_or_path)
     if path.exists():

@@ -9,6 +9,7 @@ import torch
 
 from fer_core import WeightsError, create_model, load_pretrained, save_pretrained
 from fer_core import pretrained as registry
+from fer_core import weights as weights_module
 from fer_core.labels import FERPLUS
 from fer_core.weights import build_config, sha256_file
 
@@ -26,8 +27,10 @@ def weights(tmp_path):
 
 @pytest.fixture
 def env(monkeypatch, tmp_path):
+    """Online, an empty Hub cache, and the project's own weights/ (the fallback) moved to tmp/shipped."""
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setenv("FER_WEIGHTS_DIR", str(tmp_path / "shipped"))
+    monkeypatch.delenv("FER_WEIGHTS_DIR", raising=False)
+    monkeypatch.setattr(weights_module, "PROJECT_WEIGHTS", tmp_path / "shipped")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     return tmp_path
 
@@ -121,3 +124,22 @@ def test_offline_mode_sends_nothing(hub, weights, env, monkeypatch):
     with pytest.warns(UserWarning, match="local Hub cache"):
         load_pretrained("ddamfn")
     assert hub.log == []
+
+
+def test_weights_dir_comes_before_the_hub(hub, weights, env, monkeypatch):
+    """A folder named by FER_WEIGHTS_DIR (a user's own training) is served even while the Hub answers with
+    other weights under the same name; nothing is fetched."""
+    model, folder = weights
+    _publish(hub, folder)
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    torch.manual_seed(1)
+    own = create_model("ddamfn").eval()
+    save_pretrained(own, env / "mine" / ENTRY.local_dir, build_config(own, label_set=FERPLUS))
+    monkeypatch.setenv("FER_WEIGHTS_DIR", str(env / "mine"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = load_pretrained("ddamfn")
+    assert _same(own, loaded) and not _same(model, loaded) and hub.log == []
+    # a FER_WEIGHTS_DIR without this model's folder leaves the Hub in charge
+    monkeypatch.setenv("FER_WEIGHTS_DIR", str(env / "elsewhere"))
+    assert _same(model, load_pretrained("ddamfn")) and hub.gets("model.safetensors") == 1
