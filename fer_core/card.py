@@ -58,6 +58,27 @@ def limits(provenance: dict) -> list[str]:
     return LIMITS[:1] + [FROM_SCRATCH] + LIMITS[1:]
 
 
+def _warm_start_lines(prov: dict) -> list[str]:
+    """The run a warm start began from (``provenance["init_provenance"]``), and the CPU time of both together."""
+    init = prov.get("init_provenance")
+    if not init:
+        return []
+    before = init.get("provenance", {})
+    sha = init.get("files", {}).get("model.safetensors", {}).get("sha256", "")
+    lines = [f"- warm start from `{init.get('weights')}`" + (f" (model.safetensors sha256 `{sha[:12]}...`)" if sha else "")
+             + ", itself made by:"]
+    for key in ("command", "commit", "seed", "epochs", "epochs_completed", "best_epoch"):
+        if key in before:
+            lines.append(f"  - {key.replace('_', ' ')}: `{before[key]}`")
+    if init.get("selection_accuracy") is not None:
+        lines.append(f"  - selection split: accuracy {_pct(init['selection_accuracy'])}, balanced "
+                     f"{_pct(init.get('selection_balanced_accuracy'))}")
+    if "wall_time_s" in before and "wall_time_s" in prov:
+        lines.append(f"  - wall time to its exported epoch: {_fmt_seconds(before['wall_time_s'])}; with this run's: "
+                     f"{_fmt_seconds(before['wall_time_s'] + prov['wall_time_s'])} in all")
+    return lines
+
+
 def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
     prov = config.get("provenance", {})
     dataset = prov.get("dataset", "unknown")
@@ -92,6 +113,7 @@ def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
         lines.append(f"- wall time to the exported epoch: {_fmt_seconds(prov['wall_time_s'])}"
                      + (f" (the run so far: {_fmt_seconds(prov['run_wall_time_s'])})"
                         if prov.get("run_wall_time_s", prov["wall_time_s"]) != prov["wall_time_s"] else ""))
+    lines += _warm_start_lines(prov)
     if dataset.removeprefix("cache:").split(".")[0] in LICENSE_NOTES:
         lines.append(f"- data licence: {LICENSE_NOTES[dataset.removeprefix('cache:').split('.')[0]]}")
     lines += ["", f"## Results of the stored form ({config.get('storage', 'float32')})", ""]

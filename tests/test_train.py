@@ -147,3 +147,28 @@ def test_fusion_trains_only_its_own_part(ferplus, test_weights, tmp_path, mode):
     assert cfg["model_args"]["mode"] == mode and "frozen" in cfg["provenance"]["init"]
     if mode == "attention":
         assert not torch.equal(fused["head.weight"], torch.zeros_like(fused["head.weight"]))  # it learned
+
+
+def test_warm_start_records_what_it_started_from(ferplus, tmp_path):
+    from fer_core.card import render_model_card
+
+    slim = ["--model", "resnet18_dda", "--model-args", '{"dda_stages": [3, 4], "dda_width": 32, "c_mid": 32}',
+            "--input-size", "48", "--epochs", "1", "--batch-size", "8", "--lr", "0.02", "--warmup-epochs", "0",
+            "--no-tta-flip", "--data", f"ferplus:{ferplus}"]
+    _run(slim + ["--out", str(tmp_path / "first")])
+    first = json.loads((tmp_path / "first" / "export" / "config.json").read_text())
+    _run(slim + ["--init-from", str(tmp_path / "first" / "export"), "--lr", "0.002", "--out", str(tmp_path / "then")])
+    then = json.loads((tmp_path / "then" / "export" / "config.json").read_text())
+    init = then["provenance"]["init_provenance"]
+    assert "warm start from" in then["provenance"]["init"]
+    assert init["files"] == first["files"] and init["provenance"] == first["provenance"]
+    assert init["selection_accuracy"] == first["metrics"]["validation"]["accuracy"]
+    card = render_model_card(then)
+    total = first["provenance"]["wall_time_s"] + then["provenance"]["wall_time_s"]
+    assert f"model.safetensors sha256 `{first['files']['model.safetensors']['sha256'][:12]}" in card
+    assert first["provenance"]["command"] in card and "in all" in card and total > 0
+    # weights of another shape are refused before any training
+    r = subprocess.run(TRAIN + slim[:2] + ["--model-args", '{"dda_stages": [4]}'] + slim[4:]
+                       + ["--init-from", str(tmp_path / "first" / "export"), "--out", str(tmp_path / "bad")],
+                       capture_output=True, text=True, env=_env(), timeout=300)
+    assert r.returncode != 0 and "pass the same --model, --model-args and --input-size" in r.stderr

@@ -14,7 +14,7 @@ import torch
 
 from ..models.registry import IMAGENET_MEAN, IMAGENET_STD
 from ..options import command_line
-from ..weights import DEFAULT_CROP, build_config, save_pretrained
+from ..weights import DEFAULT_CROP, build_config, load_pretrained, save_pretrained
 from .checkpoint import load_checkpoint
 from .evaluation import predict_logits
 from .hardware import device_description
@@ -79,7 +79,20 @@ def provenance(run: Run, best: dict, argv=None) -> dict:
         "wall_time_s": round(float(at_best["elapsed_s"]) if at_best else run.elapsed(), 1),
         "run_wall_time_s": round(float(rows[-1]["elapsed_s"]) if rows else run.elapsed(), 1),
         "init": _init_note(cfg),
+        **({"init_provenance": _init_provenance(cfg.init_from)} if cfg.init_from and cfg.model != "fusion" else {}),
     }
+
+
+def _init_provenance(weights: str) -> dict:
+    """What a warm start began from, copied into the new provenance so that the chain survives when the folder it
+    names is later overwritten (as the shipped weights are): their weights' sha256, how they were made, and what
+    they measured on the selection split. Read at export time, from the folder as it is then."""
+    config = load_pretrained(weights).pretrained_cfg
+    metrics = config.get("metrics", {})  # a run's export, or train_scripts/export.py's (which nests it)
+    validation = metrics.get("training", metrics).get("validation", {})
+    return {"weights": weights, "files": config.get("files", {}), "provenance": config.get("provenance", {}),
+            "selection_accuracy": validation.get("accuracy"),
+            "selection_balanced_accuracy": validation.get("balanced_accuracy")}
 
 
 def _init_note(cfg) -> str:
