@@ -33,12 +33,12 @@ def _add(entry: PretrainedEntry):
         PRETRAINED[key] = entry
 
 
-_add(PretrainedEntry("ddamfn", "ddamfn", f"{HUB_ORG}/ddamfn-ferplus", "v2", "ddamfn",
-                     "58ee1560905a81541c599da03a15a0c86f8f46e2b5b2410afd28b07288a0cc65", aliases=("ddamfn.ferplus",)))
+_add(PretrainedEntry("ddamfn", "ddamfn", f"{HUB_ORG}/ddamfn-ferplus", "v3", "ddamfn",
+                     "e852778f2121d586d83c45aa2e4e959e34ccfa4e71cdd9a2c86a80e87b309f64", aliases=("ddamfn.ferplus",)))
 _add(PretrainedEntry("resnet_dda", "resnet18_dda", f"{HUB_ORG}/resnet-dda-ferplus", "v2", "resnet_dda",
                      "acc5e5710f3999b3060c7a921385aa32ef791aaa91c4fba52d23acc2bdb1c225", aliases=("resnet_dda.ferplus",)))
-_add(PretrainedEntry("fusion", "fusion", f"{HUB_ORG}/fusion-ferplus", "v2", "fusion",
-                     "8c8032b80a83cd66068661c859b43799776670f877681c03407cc4a1c5baf2f6", aliases=("fusion.ferplus",)))
+_add(PretrainedEntry("fusion", "fusion", f"{HUB_ORG}/fusion-ferplus", "v3", "fusion",
+                     "420b7876a9f82b95ea083f77e3140107450cfa8de52ab088b3eefeb7bab8e04d", aliases=("fusion.ferplus",)))
 
 
 def list_pretrained() -> list[str]:
