@@ -172,3 +172,16 @@ def test_warm_start_records_what_it_started_from(ferplus, tmp_path):
                        + ["--init-from", str(tmp_path / "first" / "export"), "--out", str(tmp_path / "bad")],
                        capture_output=True, text=True, env=_env(), timeout=300)
     assert r.returncode != 0 and "pass the same --model, --model-args and --input-size" in r.stderr
+
+
+def test_selection_breaks_accuracy_ties_on_balanced_accuracy():
+    from fer_core.train.loop import better
+
+    best = {"accuracy": 0.8358, "balanced_accuracy": 0.6051, "epoch": 9}
+    assert better({"accuracy": 0.8358, "balanced_accuracy": 0.6212}, best)
+    assert not better({"accuracy": 0.8358, "balanced_accuracy": 0.6000}, best)
+    assert not better({"accuracy": 0.8355, "balanced_accuracy": 0.9000}, best)
+    assert better({"accuracy": 0.8361, "balanced_accuracy": 0.1000}, best)
+    # a checkpoint written before balanced accuracy was kept, and the starting value
+    assert better({"accuracy": 0.5, "balanced_accuracy": 0.2}, {"accuracy": 0.5, "epoch": 3})
+    assert better({"accuracy": 0.0, "balanced_accuracy": 0.0}, {"accuracy": -1.0, "epoch": -1})

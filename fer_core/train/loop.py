@@ -254,6 +254,11 @@ def _step(run: Run, x, t):
     return loss, logits
 
 
+def better(report: dict, best: dict) -> bool:
+    """Selection: higher accuracy; at equal accuracy (the same count of faces right), higher balanced accuracy."""
+    return (report["accuracy"], report["balanced_accuracy"]) > (best["accuracy"], best.get("balanced_accuracy", -1.0))
+
+
 def evaluate(run: Run, epoch: int) -> None:
     """Score the selection split; keep best.pt; log the epoch to metrics.csv, TensorBoard and the console."""
     if not run.main:
@@ -268,7 +273,7 @@ def evaluate(run: Run, epoch: int) -> None:
            "img_per_s": f"{s['img_per_s']:.1f}", "elapsed_s": f"{run.elapsed():.1f}"}
     print(f"epoch {epoch + 1}: loss {s['train_loss']:.4f} train acc {s['train_acc']:.4f} | val acc "
           f"{rep['accuracy']:.4f} balanced {rep['balanced_accuracy']:.4f} | {row['img_per_s']} img/s", flush=True)
-    if rep["accuracy"] > run.best["accuracy"]:
+    if better(rep, run.best):
         run.best = {"accuracy": rep["accuracy"], "balanced_accuracy": rep["balanced_accuracy"], "epoch": epoch + 1}
         save_checkpoint(run.out / "best.pt", {"model": run.eval_model.state_dict(), "best": run.best})
     with open(run.out / "metrics.csv", "a", newline="") as f:
