@@ -29,8 +29,8 @@ LIMITS = [
 ]
 
 
-def _pct(v) -> str:
-    return f"{100 * v:.2f}%" if isinstance(v, (int, float)) else "-"
+def _pct(v, digits: int = 2) -> str:
+    return f"{100 * v:.{digits}f}%" if isinstance(v, (int, float)) else "-"
 
 
 def _fmt_seconds(s) -> str:
@@ -138,3 +138,43 @@ def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
         lines += ["", f"![{img}]({img})"]
     lines += ["", "## Limits", ""] + [f"- {text}" for text in limits(prov)] + [""]
     return "\n".join(lines)
+
+
+TABLE_BEGIN, TABLE_END = "<!-- weights-table: begin -->", "<!-- weights-table: end -->"
+TABLE_HEADER = ["| model | input | stored | FER+ valid | balanced | ECE | FER2013 val (7) | epochs | "
+                "CPU wall time to the shipped epoch |", "|---|---|---|---|---|---|---|---|---|"]
+
+
+def weights_table(weights_dir, link_root: str = "") -> list[str]:
+    """The shipped weights in one markdown table (rows from each folder's config.json), linking each model card
+    as ``{link_root}{folder}/README.md``. A warm start's epochs and wall time add those of the run it began from."""
+    from pathlib import Path
+
+    from .pretrained import PRETRAINED
+
+    root, rows = Path(weights_dir), list(TABLE_HEADER)
+    for entry in dict.fromkeys(PRETRAINED.values()):
+        folder = root / entry.local_dir
+        config = json.loads((folder / "config.json").read_text())
+        prov, metrics = config.get("provenance", {}), config.get("metrics", {})
+        epochs, wall = str(prov.get("epochs_completed", "-")), prov.get("wall_time_s")
+        before = prov.get("init_provenance", {}).get("provenance")
+        if before:
+            epochs = f"{before.get('epochs_completed', '?')} + {epochs}"
+            wall = wall + before["wall_time_s"] if wall is not None and "wall_time_s" in before else None
+        valid, fer2013 = metrics.get("ferplus_valid", {}), metrics.get("fer2013_val", {})
+        size_mb = (folder / "model.safetensors").stat().st_size / 1e6
+        rows.append(f"| [{entry.title or entry.name}]({link_root}{entry.local_dir}/README.md) | "
+                    f"{config['input_size'][1]} px | {size_mb:.1f} MB ({config.get('storage', 'float32')}) | "
+                    f"**{_pct(valid.get('accuracy'))}** | {_pct(valid.get('balanced_accuracy'))} | "
+                    f"{_pct(valid.get('ece'), 1)} | {_pct(fer2013.get('accuracy'))} | "
+                    f"{epochs} | {f'{wall / 3600:.1f} h' if wall is not None else '-'} |")
+    return rows
+
+
+def replace_table(text: str, rows: list[str]) -> str:
+    """``text`` with the lines between the weights-table markers replaced by ``rows``; a ValueError without both."""
+    start, end = text.find(TABLE_BEGIN), text.find(TABLE_END)
+    if start < 0 or end < start:
+        raise ValueError(f"no '{TABLE_BEGIN}' ... '{TABLE_END}' block")
+    return text[:start + len(TABLE_BEGIN)] + "\n" + "\n".join(rows) + "\n" + text[end:]

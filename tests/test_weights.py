@@ -1,5 +1,6 @@
 """Saving and strict loading of weights folders."""
 import json
+import os
 import warnings
 
 import pytest
@@ -193,3 +194,30 @@ def test_the_shipped_weights_are_the_pinned_ones_and_load_offline(monkeypatch):
         assert (PROJECT_WEIGHTS / entry.local_dir / "README.md").read_text().count("## Limits") == 1
     fusion = analyzer.slots["fusion"].model
     assert fusion.branch_a is analyzer.slots["ddamfn"].model and fusion.branch_b is analyzer.slots["resnet_dda"].model
+
+
+def test_the_docs_weights_tables_are_those_of_the_shipped_weights(tmp_path, capsys):
+    """README.md and weights/README.md show the table train_scripts/weights_table.py writes from weights/; a
+    changed figure is reported, and --write puts it right."""
+    import shutil
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "train_scripts"))
+    import weights_table
+
+    assert weights_table.main(["--check"]) == 0, capsys.readouterr().out
+    doc = tmp_path / "README.md"
+    shutil.copy(root / "README.md", doc)
+    text = doc.read_text()
+    shipped = json.loads((root / "weights" / "fusion" / "config.json").read_text())
+    accuracy = f"**{100 * shipped['metrics']['ferplus_valid']['accuracy']:.2f}%**"
+    assert text.count(accuracy) >= 1
+    doc.write_text(text.replace(accuracy, "**99.99%**"))
+    args = ["--weights-dir", str(root / "weights"), "--docs", str(doc)]
+    assert weights_table.main(["--check"] + args) == 1 and "out of date" in capsys.readouterr().out
+    assert weights_table.main(["--write"] + args) == 0
+    rewritten = doc.read_text()
+    assert accuracy in rewritten and "99.99%" not in rewritten
+    assert f"]({Path(os.path.relpath(root / 'weights', tmp_path)).as_posix()}/fusion/README.md)" in rewritten
