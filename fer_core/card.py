@@ -106,7 +106,7 @@ def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
         f"- initialisation: {prov.get('init', 'from scratch (no pretrained backbone)')}",
     ]
     for key in ("dataset", "protocol", "train_split", "selection_split", "selection_protocol", "seed", "epochs",
-                "epochs_completed", "best_epoch", "device", "precision", "commit", "command", "exported_by"):
+                "epochs_completed", "best_epoch", "device", "precision", "commit", "command", "exported_by", "repair"):
         if key in prov:
             lines.append(f"- {key.replace('_', ' ')}: `{prov[key]}`")
     if "wall_time_s" in prov:

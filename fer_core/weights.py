@@ -55,6 +55,17 @@ def sha256_file(path) -> str:
     return h.hexdigest()
 
 
+def nonfinite_tensors(state: dict) -> dict[str, int]:
+    """``{name: count}`` of the floating-point tensors in ``state`` that hold NaN or infinite values."""
+    return {k: int((~torch.isfinite(t)).sum()) for k, t in state.items()
+            if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())}
+
+
+def _nonfinite_message(bad: dict[str, int]) -> str:
+    names = ", ".join(f"{k} ({n:,})" for k, n in list(bad.items())[:3]) + (" ..." if len(bad) > 3 else "")
+    return f"{len(bad)} tensors hold NaN or infinite values: {names}"
+
+
 def _encode_state(state: dict, storage: str) -> dict:
     out = {}
     for k, t in state.items():
@@ -133,9 +144,17 @@ def save_pretrained(model: nn.Module, out_dir, config: dict, *, storage: str = "
         ref_dir = _resolve_ref_dir(out_dir, ref)
         refs[prefix] = {"weights": ref, "sha256": sha256_file(ref_dir / WEIGHTS_FILE)}
         state = {k: v for k, v in state.items() if not k.startswith(prefix + ".")}
+    bad = nonfinite_tensors(state)
+    if bad:  # such weights may still answer (when the values sit where no input reaches) but break elsewhere
+        raise WeightsError(f"not saving {config['architecture']} to {out_dir}: " + _nonfinite_message(bad))
     config = dict(config, storage=storage, branch_refs=refs)
+    encoded = _encode_state(state, storage)
+    bad = nonfinite_tensors(encoded)
+    if bad:
+        raise WeightsError(f"not saving {config['architecture']} to {out_dir} as {storage}: values beyond its range, "
+                           + _nonfinite_message(bad))
     with atomic_output(out_dir / WEIGHTS_FILE) as tmp:
-        save_file(_encode_state(state, storage), str(tmp),
+        save_file(encoded, str(tmp),
                   metadata={"format": "pt", "architecture": config["architecture"], "storage": storage})
     config["files"] = {WEIGHTS_FILE: {"sha256": sha256_file(out_dir / WEIGHTS_FILE),
                                       "bytes": (out_dir / WEIGHTS_FILE).stat().st_size}}
@@ -222,6 +241,9 @@ def load_weights(path, expected_sha256: str | None = None, reuse=()) -> nn.Modul
         state = _decode_state(stored)
     except KeyError as e:
         raise WeightsError(f"{w_path}: {e.args[0]}") from None
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise WeightsError(f"{w_path}: " + _nonfinite_message(bad))
     arch = config["architecture"]
     args = dict(config["model_args"])
     reused = set()

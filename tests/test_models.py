@@ -194,3 +194,27 @@ def test_resnet_dda_gradcam_layer_is_the_deepest_map_at_least_4_wide(size, stage
     for h in hooks:
         h.remove()
     assert sides == {i: stage_side(size, i) for i in range(1, 5)}
+
+
+@pytest.mark.skipif(not __import__("fer_core.train.hardware", fromlist=["x"]).cpu_has_native_bf16(),
+                    reason="the bug lives in oneDNN's native bf16 path")
+def test_dda_context_upsampling_gets_finite_gradients_in_bf16_channels_last():
+    """At 64 px the DDA blocks' context maps are 1x1: PyTorch's bf16 channels_last transposed convolution left
+    the weight gradient of the eight taps that meet no input uninitialised (NaN in about 6 steps of 10 on such a
+    map), which filled the shipped ResNet+DDA with NaN that only larger inputs reach. The block runs that layer
+    in float32."""
+    from fer_core.models.resnet_dda import DDABlock
+
+    torch.manual_seed(0)
+    block = DDABlock(4, 512).train().to(memory_format=torch.channels_last)
+    for _ in range(6):
+        block.zero_grad()
+        c4 = torch.randn(16, 512, 1, 1).contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = block._up4(c4)
+        (y.float() * torch.randn_like(y.float())).sum().backward()
+        g = block.up4[0].weight.grad
+        assert torch.isfinite(g).all()
+        outer = torch.ones(3, 3, dtype=torch.bool)
+        outer[1, 1] = False
+        assert g[:, :, 1, 1].abs().sum() > 0 and torch.count_nonzero(g[:, :, outer]) == 0  # only the centre meets input

@@ -122,7 +122,7 @@ class DDABlock(nn.Module):
         c3, c4 = self.context(x)
         c4 = self.arm4(c4) * c4.mean((2, 3), keepdim=True)
         if self.up4 is not None:
-            c4 = _resize_to(self.up4(c4), s)
+            c4 = _resize_to(self._up4(c4), s)
         parts = [s]
         if self.arm3 is not None:
             c3 = self.arm3(c3)
@@ -134,6 +134,14 @@ class DDABlock(nn.Module):
         if self.upsample is not None:
             f = _resize_to(self.upsample(f), x)
         return self.mask_head(f).softmax(1)
+
+    def _up4(self, c4):
+        """``up4`` outside autocast. In bf16 on the CPU (PyTorch 2.14, channels_last) the weight gradient of a
+        transposed convolution leaves the kernel taps that meet no input uninitialised, NaN as often as not; with
+        a 1x1 context map (inputs of 64 px and less) eight of the nine taps meet none. The map is at most a few pixels
+        wide, so float32 costs nothing measurable."""
+        with torch.autocast(c4.device.type, enabled=False):
+            return self.up4(c4.float())
 
     def forward(self, x):
         return x * (1 + self.mask(x))
