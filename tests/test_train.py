@@ -185,3 +185,15 @@ def test_selection_breaks_accuracy_ties_on_balanced_accuracy():
     # a checkpoint written before balanced accuracy was kept, and the starting value
     assert better({"accuracy": 0.5, "balanced_accuracy": 0.2}, {"accuracy": 0.5, "epoch": 3})
     assert better({"accuracy": 0.0, "balanced_accuracy": 0.0}, {"accuracy": -1.0, "epoch": -1})
+
+
+def test_a_diverging_run_stops_with_a_clear_error_and_saves_nothing_non_finite(ferplus, tmp_path):
+    out = tmp_path / "diverged"
+    r = subprocess.run(TRAIN + COMMON + ["--lr", "1e30", "--data", f"ferplus:{ferplus}", "--out", str(out)],
+                       capture_output=True, text=True, env=_env(), timeout=300)
+    assert r.returncode != 0 and "TrainingDiverged" in r.stderr and "last finite state" in r.stderr, r.stderr[-2000:]
+    assert not (out / "export").exists()
+    from fer_core.weights import nonfinite_tensors
+    for name in ("last.pt", "best.pt"):
+        if (out / name).exists():
+            assert not nonfinite_tensors(torch.load(out / name, map_location="cpu", weights_only=False)["model"])

@@ -96,6 +96,33 @@ def test_truncated_file_is_refused_even_with_a_matching_hash(saved):
         load_weights(saved)
 
 
+def test_weights_holding_nan_or_inf_are_refused_on_save_and_load(saved, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from fer_core.weights import sha256_file
+
+    model = create_model("ddamfn", num_classes=8)
+    with torch.no_grad():
+        model.fc.weight[0, 0] = float("nan")
+    with pytest.raises(WeightsError, match=r"1 tensors hold NaN or infinite values: fc\.weight \(1\)"):
+        _save(model, tmp_path / "nan")
+    assert not (tmp_path / "nan" / "model.safetensors").exists()
+    big = create_model("ddamfn", num_classes=8)
+    with torch.no_grad():
+        next(p for p in big.parameters() if p.numel() > 10_000).fill_(1e6)  # beyond float16's 65,504
+    _save(big, tmp_path / "fp32")  # float32 holds it
+    with pytest.raises(WeightsError, match="as float16: values beyond its range"):
+        _save(big, tmp_path / "fp16", storage="float16")
+    p = saved / "model.safetensors"  # a file that says its sha256 correctly and holds an inf
+    state = load_file(str(p))
+    key = next(k for k, v in state.items() if v.is_floating_point())
+    state[key] = state[key].clone().fill_(float("inf"))
+    save_file(state, str(p))
+    _rewrite_config(saved, files={"model.safetensors": {"sha256": sha256_file(p)}})
+    with pytest.raises(WeightsError, match=f"model\\.safetensors: 1 tensors hold NaN or infinite values: {key}"):
+        load_weights(saved)
+
+
 def test_wrong_config_is_refused(saved):
     _rewrite_config(saved, model_args={"num_classes": 8, "num_heads": 3})
     with pytest.raises(WeightsError, match=r"does not fit ddamfn.*missing tensors.*cat_head2"):

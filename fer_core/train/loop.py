@@ -32,6 +32,7 @@ from ..data.augment import GpuAugment
 from ..files import write_text_atomic
 from ..models import attention_loss
 from ..models.registry import IMAGENET_MEAN, IMAGENET_STD
+from ..weights import nonfinite_tensors
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .evaluation import predict_logits
@@ -206,6 +207,8 @@ def train_epoch(run: Run, epoch: int) -> None:
         correct += (logits.detach().argmax(1) == t.argmax(1)).sum()
         seen += len(idx)
         done = step - first + 1
+        if done % cfg.log_every == 0 and not bool(torch.isfinite(loss_sum)):
+            raise TrainingDiverged(run, f"the training loss is not finite at epoch {epoch + 1}, step {step + 1}")
         if run.main and (done % cfg.log_every == 0 or step == run.steps_per_epoch - 1):
             rate = done * per_rank * world / max(time.time() - t0, 1e-9)
             bar.set_postfix(loss=f"{float(loss_sum) / (step + 1):.4f}", img_s=f"{rate:,.0f}",
@@ -285,10 +288,24 @@ def evaluate(run: Run, epoch: int) -> None:
         run.writer.flush()
 
 
+class TrainingDiverged(RuntimeError):
+    """NaN or infinite values in the loss or the weights: the run stops and keeps its last finite checkpoint."""
+
+    def __init__(self, run: Run, what: str):
+        last = run.out / "last.pt"
+        super().__init__(f"{what}; stopped without saving it. {last if last.exists() else 'No checkpoint'} "
+                         "holds the last finite state: resume from it (--resume) with a lower --lr, or --amp off")
+
+
 def checkpoint(run: Run, epoch: int, step: int, stats: dict | None = None) -> None:
-    """RUN/last.pt (atomic) and RUN/last.json, where it stands; ``stats`` of a half-done epoch."""
+    """RUN/last.pt (atomic) and RUN/last.json, where it stands; ``stats`` of a half-done epoch. Weights holding
+    NaN or inf are never written: :class:`TrainingDiverged` instead."""
     if not run.main:
         return
+    bad = nonfinite_tensors(run.model.state_dict())
+    if bad:
+        raise TrainingDiverged(run, f"{len(bad)} weight tensors hold NaN or inf at epoch {epoch + 1}, step {step} "
+                                    f"(e.g. {next(iter(bad))})")
     save_checkpoint(run.out / "last.pt", {
         "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
         "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
