@@ -37,8 +37,8 @@ def _add(entry: PretrainedEntry):
 _add(PretrainedEntry("ddamfn", "ddamfn", f"{HUB_ORG}/ddamfn-ferplus", "v3", "ddamfn",
                      "e852778f2121d586d83c45aa2e4e959e34ccfa4e71cdd9a2c86a80e87b309f64", aliases=("ddamfn.ferplus",),
                      title="DDAMFN"))
-_add(PretrainedEntry("resnet_dda", "resnet18_dda", f"{HUB_ORG}/resnet-dda-ferplus", "v3", "resnet_dda",
-                     "ab8d22a00cd203949e5fefdef603f84340011a2ac7d8843189646993920dadd8", aliases=("resnet_dda.ferplus",),
+_add(PretrainedEntry("resnet_dda", "resnet18_dda", f"{HUB_ORG}/resnet-dda-ferplus", "v4", "resnet_dda",
+                     "2228adcf13dfa47701bd66fd88f8e34412d252e9ca8d8aff5ee9c5ddf1d751d2", aliases=("resnet_dda.ferplus",),
                      title="ResNet18+DDA (DDA on stages 3-4)"))
 _add(PretrainedEntry("fusion", "fusion", f"{HUB_ORG}/fusion-ferplus", "v4", "fusion",
                      "420b7876a9f82b95ea083f77e3140107450cfa8de52ab088b3eefeb7bab8e04d", aliases=("fusion.ferplus",),
