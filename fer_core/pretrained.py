@@ -40,8 +40,8 @@ _add(PretrainedEntry("ddamfn", "ddamfn", f"{HUB_ORG}/ddamfn-ferplus", "v3", "dda
 _add(PretrainedEntry("resnet_dda", "resnet18_dda", f"{HUB_ORG}/resnet-dda-ferplus", "v4", "resnet_dda",
                      "2228adcf13dfa47701bd66fd88f8e34412d252e9ca8d8aff5ee9c5ddf1d751d2", aliases=("resnet_dda.ferplus",),
                      title="ResNet18+DDA (DDA on stages 3-4)"))
-_add(PretrainedEntry("fusion", "fusion", f"{HUB_ORG}/fusion-ferplus", "v4", "fusion",
-                     "420b7876a9f82b95ea083f77e3140107450cfa8de52ab088b3eefeb7bab8e04d", aliases=("fusion.ferplus",),
+_add(PretrainedEntry("fusion", "fusion", f"{HUB_ORG}/fusion-ferplus", "v5", "fusion",
+                     "a1718ed8c21d0a188bf043f1e1e82a1c0e0df642c8bd1322da5cdd276bd72785", aliases=("fusion.ferplus",),
                      title="Fusion (attention over the two)"))
 
 
