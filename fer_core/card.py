@@ -7,6 +7,10 @@ and per-class recall on each evaluation recorded in ``config["metrics"]``) and w
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+from .pretrained import PRETRAINED
+from .weights import CONFIG_FILE, WEIGHTS_FILE, read_config
 
 LICENSE_NOTES = {
     "ferplus": "FER+ labels: Microsoft, MIT licence; FER2013 pixels: ICML 2013 challenge, research use only",
@@ -58,6 +62,15 @@ def limits(provenance: dict) -> list[str]:
     return LIMITS[:1] + [FROM_SCRATCH] + LIMITS[1:]
 
 
+def total_wall_time(prov: dict):
+    """The run's wall time to its exported epoch plus, for a warm start, that of the run it began from (None
+    when either is unrecorded)."""
+    before = prov.get("init_provenance", {}).get("provenance", {})
+    if "wall_time_s" not in prov or (prov.get("init_provenance") and "wall_time_s" not in before):
+        return None
+    return prov["wall_time_s"] + before.get("wall_time_s", 0)
+
+
 def _warm_start_lines(prov: dict) -> list[str]:
     """The run a warm start began from (``provenance["init_provenance"]``), and the CPU time of both together."""
     init = prov.get("init_provenance")
@@ -73,9 +86,9 @@ def _warm_start_lines(prov: dict) -> list[str]:
     if init.get("selection_accuracy") is not None:
         lines.append(f"  - selection split: accuracy {_pct(init['selection_accuracy'])}, balanced "
                      f"{_pct(init.get('selection_balanced_accuracy'))}")
-    if "wall_time_s" in before and "wall_time_s" in prov:
+    if "wall_time_s" in before and total_wall_time(prov) is not None:
         lines.append(f"  - wall time to its exported epoch: {_fmt_seconds(before['wall_time_s'])}; with this run's: "
-                     f"{_fmt_seconds(before['wall_time_s'] + prov['wall_time_s'])} in all")
+                     f"{_fmt_seconds(total_wall_time(prov))} in all")
     return lines
 
 
@@ -148,22 +161,17 @@ TABLE_HEADER = ["| model | input | stored | FER+ valid | balanced | ECE | FER201
 def weights_table(weights_dir, link_root: str = "") -> list[str]:
     """The shipped weights in one markdown table (rows from each folder's config.json), linking each model card
     as ``{link_root}{folder}/README.md``. A warm start's epochs and wall time add those of the run it began from."""
-    from pathlib import Path
-
-    from .pretrained import PRETRAINED
-
     root, rows = Path(weights_dir), list(TABLE_HEADER)
     for entry in dict.fromkeys(PRETRAINED.values()):
         folder = root / entry.local_dir
-        config = json.loads((folder / "config.json").read_text())
+        config = read_config(folder / CONFIG_FILE)
         prov, metrics = config.get("provenance", {}), config.get("metrics", {})
-        epochs, wall = str(prov.get("epochs_completed", "-")), prov.get("wall_time_s")
+        epochs, wall = str(prov.get("epochs_completed", "-")), total_wall_time(prov)
         before = prov.get("init_provenance", {}).get("provenance")
         if before:
             epochs = f"{before.get('epochs_completed', '?')} + {epochs}"
-            wall = wall + before["wall_time_s"] if wall is not None and "wall_time_s" in before else None
         valid, fer2013 = metrics.get("ferplus_valid", {}), metrics.get("fer2013_val", {})
-        size_mb = (folder / "model.safetensors").stat().st_size / 1e6
+        size_mb = (folder / WEIGHTS_FILE).stat().st_size / 1e6
         rows.append(f"| [{entry.title or entry.name}]({link_root}{entry.local_dir}/README.md) | "
                     f"{config['input_size'][1]} px | {size_mb:.1f} MB ({config.get('storage', 'float32')}) | "
                     f"**{_pct(valid.get('accuracy'))}** | {_pct(valid.get('balanced_accuracy'))} | "

@@ -6,6 +6,7 @@ from fer_core import create_model, list_models
 from fer_core.models import attention_loss
 from fer_core.models.ddamfn import MixBlock
 from fer_core.models.layers import count_params
+from fer_core.train.hardware import cpu_has_native_bf16
 
 # Small but real configurations of each registered model, and the input size each is run at here.
 TINY = {
@@ -196,7 +197,7 @@ def test_resnet_dda_gradcam_layer_is_the_deepest_map_at_least_4_wide(size, stage
     assert sides == {i: stage_side(size, i) for i in range(1, 5)}
 
 
-@pytest.mark.skipif(not __import__("fer_core.train.hardware", fromlist=["x"]).cpu_has_native_bf16(),
+@pytest.mark.skipif(not cpu_has_native_bf16(),
                     reason="the bug lives in oneDNN's native bf16 path")
 def test_dda_context_upsampling_gets_finite_gradients_in_bf16_channels_last():
     """At 64 px the DDA blocks' context maps are 1x1: PyTorch's bf16 channels_last transposed convolution left

@@ -230,7 +230,7 @@ def test_the_docs_weights_tables_are_those_of_the_shipped_weights(tmp_path, caps
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    from conftest import ROOT as root
     sys.path.insert(0, str(root / "train_scripts"))
     import weights_table
 
