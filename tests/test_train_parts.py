@@ -104,3 +104,65 @@ def test_score_by_name_matches_any_spelling_and_counts_a_missing_class_wrong():
     assert rep["per_class"]["contempt"]["recall"] == 0 and rep["classes_only_in_dataset"] == ["contempt"]
     left_out = score_by_name(names, logits, ds)
     assert left_out["n"] == 4 and left_out["accuracy"] == 1.0
+
+
+def test_select_holds_its_images_out_of_training_and_selects_on_them(tmp_path):
+    """``--select LIST``: the listed training images leave the training split and are the selection split (read
+    with the selection protocol); the validation split is not read at all."""
+    import os
+
+    import numpy as np
+
+    from fer_core.data.holdout import read_list, stratified_holdout
+    from fer_core.train.setup import load_splits
+
+    root = write_ferplus(tmp_path / "ferplus", n_train=40, n_valid=8)
+    import shutil
+    shutil.rmtree(root / "FER2013Valid")  # a run that selects on the slice never needs the validation split
+    names = sorted(os.listdir(root / "FER2013Train"))
+    listed = [n for n in names if n.endswith(("01.png", "02.png", "13.png"))]
+    (tmp_path / "select.txt").write_text("# three of them\n" + "\n".join(listed) + "\n")
+    cfg = TrainConfig(data=f"ferplus:{root}", protocol="probability", select=str(tmp_path / "select.txt"))
+    train_ds, val_ds = load_splits(cfg)
+    held = {os.path.basename(p) for p in val_ds.paths}
+    assert held == set(listed) and val_ds.soft is None  # majority labels for selection
+    assert not held & {os.path.basename(p) for p in train_ds.paths}
+    assert len(train_ds) == 40 + 1 - 3 and train_ds.soft is not None  # the probability protocol keeps the tie
+    # the shipped FER+ slice: a tenth of each class of FER+ train by top vote, names only
+    path, shipped = read_list("ferplus")
+    assert len(shipped) == 2840 and all(n.startswith("fer") and n.endswith(".png") for n in shipped)
+    with pytest.raises(FileNotFoundError, match="no such list"):
+        read_list(str(tmp_path / "missing.txt"))
+    # stratified: each class in proportion, at least one of a class with two images, repeatable by seed
+    labels = np.array([0] * 100 + [1] * 30 + [2] * 2 + [3])
+    picked = stratified_holdout([f"{i}.png" for i in range(len(labels))], labels, 0.1, seed=1)
+    counts = np.bincount(labels[[int(n[:-4]) for n in picked]], minlength=4)
+    assert counts.tolist() == [10, 3, 1, 0]
+    assert picked == stratified_holdout([f"{i}.png" for i in range(len(labels))], labels, 0.1, seed=1)
+
+
+def test_distillation_mixes_the_teachers_probabilities_into_the_targets(tmp_path):
+    import os
+
+    import numpy as np
+
+    from fer_core.train.distill import save_teacher
+    from fer_core.train.setup import load_splits, train_targets
+
+    root = write_ferplus(tmp_path / "ferplus", n_train=16, n_valid=8)
+    cfg = TrainConfig(data=f"ferplus:{root}", protocol="probability")
+    train_ds, _ = load_splits(cfg)
+    names = [os.path.basename(p) for p in train_ds.paths]
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(8), len(names)).astype(np.float32)
+    order = rng.permutation(len(names))  # the file's order need not be the split's: rows match by name
+    teacher = save_teacher(tmp_path / "t.npz", [names[i] for i in order], list(train_ds.label_set.names),
+                           probs[order], ["a@sha256:0"])
+    cfg.distill, cfg.distill_weight = str(teacher), 0.25
+    t = train_targets(cfg, train_ds, 8)
+    assert torch.allclose(t, 0.75 * torch.from_numpy(train_ds.soft) + 0.25 * torch.from_numpy(probs), atol=1e-6)
+    assert torch.allclose(t.sum(1), torch.ones(len(names)))
+    save_teacher(tmp_path / "short.npz", names[1:], list(train_ds.label_set.names), probs[1:], ["a"])
+    cfg.distill = str(tmp_path / "short.npz")
+    with pytest.raises(ValueError, match=f"no teacher probabilities for 1 training images, e.g. {names[0]}"):
+        train_targets(cfg, train_ds, 8)

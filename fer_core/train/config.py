@@ -29,6 +29,10 @@ class TrainConfig:
     val_split: str = option("valid", "split to select on (never the test split)")
     val_data: str = option("", "where the selection split lives, if not in --data (e.g. a majority-protocol cache)")
     val_protocol: str = option("majority", "protocol of the selection split (read from KIND:PATH)", PROTOCOLS)
+    select: str = option("", "hold these training images out and select on them instead of --val-split: "
+                              "'ferplus' (the shipped stratified tenth of FER+ train) or a file of image names")
+    distill: str = option("", "teacher probabilities for the training images (train_scripts/teach.py's .npz)")
+    distill_weight: float = option(0.5, "with --distill: the target is (1 - w) x the labels + w x the teachers'")
     input_size: int = option(0, "input side in pixels (0: the model's registered size)")
     epochs: int = option(20, "epochs of the schedule")
     batch_size: int = option(256, "global batch (split across DDP ranks)")
@@ -54,7 +58,8 @@ class TrainConfig:
     threads: int = option(0, "CPU threads for torch (0: torch's default, one per core)")
     tta_flip: bool = option(True, "evaluate with test-time horizontal flip")
     seed: int = option(0, "seed of the initialisation, data order and augmentation")
-    out_dir: str = option("", "run folder (default: RUNS_DIR/MODEL)", flag="out")
+    out_dir: str = option("", "run folder (default: RUNS_DIR/NAME)", flag="out")
+    name: str = option("", "the run folder's name in RUNS_DIR (default: the model's name); portable, unlike --out")
     runs_dir: str = option("", "where run folders live (default: $FER_RUNS, else ~/.cache/fer/runs)")
     resume: bool = option(False, "continue from OUT/last.pt (model, optimiser, schedule, data order)")
     export_only: bool = option(False, "export OUT/best.pt as it stands (a run going on or stopped) and exit")
@@ -69,10 +74,11 @@ class TrainConfig:
     log_every: int = option(20, "progress-bar update every N steps")
 
     def run_dir(self) -> Path:
-        """``out_dir``, else ``runs_dir/model``; runs live outside the checkout so a fresh clone can resume them."""
+        """``out_dir``, else ``runs_dir/name`` (``name`` defaults to the model's); runs live outside the checkout
+        so a fresh clone can resume them."""
         if self.out_dir:
             return Path(self.out_dir).expanduser()
-        return default_runs_dir(self.runs_dir) / self.model
+        return default_runs_dir(self.runs_dir) / (self.name or self.model)
 
 
 def default_runs_dir(runs_dir: str = "") -> Path:

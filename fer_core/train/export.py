@@ -71,8 +71,11 @@ def provenance(run: Run, best: dict, argv=None) -> dict:
         "command": command, **({"exported_by": invoked} if command != invoked else {}),
         "commit": git_commit(),
         "dataset": kind if kind != "cache" else "cache:" + Path(path).name,
-        "protocol": cfg.protocol, "train_split": cfg.train_split, "selection_split": cfg.val_split,
+        "protocol": cfg.protocol, "train_split": cfg.train_split + (f" without {cfg.select}" if cfg.select else ""),
+        "selection_split": f"{cfg.train_split}: {cfg.select}" if cfg.select else cfg.val_split,
         "selection_protocol": cfg.val_protocol,
+        **({"distillation": {"teachers": _teacher_names(cfg.distill), "weight": cfg.distill_weight}}
+           if cfg.distill else {}),
         "seed": cfg.seed, "epochs": cfg.epochs, "epochs_completed": len(rows), "best_epoch": best_epoch,
         "device": device_description(run.device), "precision": run.amp,
         # wall time to the shipped (best) epoch, and of the whole run so far, across stops and resumes
@@ -81,6 +84,13 @@ def provenance(run: Run, best: dict, argv=None) -> dict:
         "init": _init_note(cfg),
         **({"init_provenance": _init_provenance(cfg.init_from)} if cfg.init_from and cfg.model != "fusion" else {}),
     }
+
+
+def _teacher_names(path: str) -> list[str]:
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as z:
+        return [str(t) for t in z["teachers"]]
 
 
 def _init_provenance(weights: str) -> dict:

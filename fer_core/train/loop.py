@@ -40,7 +40,7 @@ from .export import finish
 from .hardware import resolve_amp
 from .metrics import classification_report
 from .schedule import epoch_order, lr_lambda, soft_cross_entropy, step_seed
-from .setup import build_model, build_optimizer, init_from, input_size, load_splits, targets
+from .setup import build_model, build_optimizer, init_from, input_size, load_splits, train_targets
 from .state import Run
 
 METRIC_FIELDS = ["epoch", "step", "train_loss", "train_acc", "val_acc", "val_bacc", "lr", "img_per_s", "elapsed_s"]
@@ -120,7 +120,7 @@ def setup(cfg: TrainConfig) -> Run:
     run = Run(cfg=cfg, out=out, device=device, world=world, rank=rank, train_ds=train_ds, val_ds=val_ds,
               model=model, size=size, amp=resolve_amp(cfg.amp, device),
               images=torch.from_numpy(train_ds.images).to(device),
-              targets=targets(train_ds, n_classes).to(device), val_images=torch.from_numpy(val_ds.images).to(device),
+              targets=train_targets(cfg, train_ds, n_classes).to(device), val_images=torch.from_numpy(val_ds.images).to(device),
               per_rank=per_rank, steps_per_epoch=steps_per_epoch,
               params=[p for p in model.parameters() if p.requires_grad], t_start=t_start)
     run.log(train_ds.report(), val_ds.report(), sep="\n")
@@ -129,6 +129,8 @@ def setup(cfg: TrainConfig) -> Run:
             f"{torch.get_num_threads()} threads" + (", compiled" if cfg.compile else ""))
     if cfg.init_from and not cfg.export_only:
         run.log(f"initialised from {cfg.init_from} (fresh schedule)")
+    if cfg.distill:
+        run.log(f"targets: {1 - cfg.distill_weight:g} x labels + {cfg.distill_weight:g} x the teachers in {cfg.distill}")
     return run
 
 

@@ -6,11 +6,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import load_cache, read_dataset
+from ..data.holdout import only, read_list, without
 from ..models import create_model, get_entry
 from ..models.fusion import FusionNet
 from ..models.registry import model_config_args
 from ..weights import load_pretrained
 from .config import TrainConfig
+from .distill import load_teacher, mix_targets
 from .sam import SAM
 
 
@@ -26,9 +28,16 @@ def _read_split(data: str, split: str, protocol: str):
 
 def load_splits(cfg: TrainConfig):
     """The training split (``data``, ``protocol``) and the selection split (``val_data`` or ``data``, read with
-    ``val_protocol``: models are selected on FER+'s majority labels even when they learn vote distributions)."""
+    ``val_protocol``: models are selected on FER+'s majority labels even when they learn vote distributions).
+    With ``select``, the listed images leave the training split and, read with ``val_protocol``, are the
+    selection split: the dataset's validation split is then never seen by the run."""
     train_ds = _read_split(cfg.data, cfg.train_split, cfg.protocol)
-    val_ds = _read_split(cfg.val_data or cfg.data, cfg.val_split, cfg.val_protocol)
+    if cfg.select:
+        path, names = read_list(cfg.select)
+        val_ds = only(_read_split(cfg.val_data or cfg.data, cfg.train_split, cfg.val_protocol), names, path.name)
+        train_ds = without(train_ds, names, path.name)
+    else:
+        val_ds = _read_split(cfg.val_data or cfg.data, cfg.val_split, cfg.val_protocol)
     if cfg.limit_train:
         keep = slice(0, cfg.limit_train)
         train_ds.images, train_ds.labels = train_ds.images[keep], train_ds.labels[keep]
@@ -44,6 +53,12 @@ def targets(ds, n_classes) -> torch.Tensor:
     if ds.soft is not None:
         return torch.from_numpy(ds.soft).float()
     return F.one_hot(torch.from_numpy(ds.labels), n_classes).float()
+
+
+def train_targets(cfg: TrainConfig, ds, n_classes) -> torch.Tensor:
+    """The training targets: :func:`targets`, mixed with the teachers' probabilities when ``distill``."""
+    t = targets(ds, n_classes)
+    return mix_targets(t, load_teacher(cfg.distill, ds), cfg.distill_weight) if cfg.distill else t
 
 
 def input_size(cfg: TrainConfig, model: nn.Module | None = None) -> int:

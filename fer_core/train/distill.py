@@ -1,0 +1,64 @@
+"""Distillation targets: the calibrated, flip-averaged probabilities of an ensemble of trained models (the
+teachers) on every training image, computed once (``train_scripts/teach.py``) and mixed into a run's targets
+(``--distill FILE --distill-weight W``: target = (1 - W) x labels + W x teachers).
+
+Precomputing on the unaugmented images is what makes this affordable on a CPU (no teacher forward per step);
+the student sees them flipped, slightly rotated, scaled and shifted, transformations under which the teachers'
+flip-averaged reading is meant not to change. The file holds image names, not images: the targets are matched to
+the training split by name, and a training image without a teacher entry is an error.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..files import atomic_output
+from .evaluation import predict_logits
+
+
+@torch.inference_mode()
+def teacher_probabilities(models, images: torch.Tensor, progress: bool = True) -> np.ndarray:
+    """Mean over ``models`` (loaded weights with ``pretrained_cfg``) of each one's calibrated probabilities,
+    with the test-time flip its config asks for."""
+    probs = []
+    for m in models:
+        cfg = m.pretrained_cfg
+        logits = predict_logits(m, images, cfg["input_size"][1], cfg["mean"], cfg["std"], cfg.get("tta_flip", False),
+                                progress=progress)
+        probs.append((logits.float() / float(cfg.get("temperature", 1.0))).softmax(1))
+    return torch.stack(probs).mean(0).numpy().astype(np.float32)
+
+
+def save_teacher(path, names, label_names, probs: np.ndarray, teachers: list[str]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, names=np.array(names), label_names=np.array(label_names), probs=probs,
+                 teachers=np.array(teachers))
+    return path
+
+
+def load_teacher(path, ds) -> np.ndarray:
+    """The teachers' probabilities for each image of ``ds``, in its order and its class order."""
+    with np.load(path, allow_pickle=False) as z:
+        names, label_names, probs = list(z["names"]), list(z["label_names"]), z["probs"]
+    if label_names != list(ds.label_set.names):
+        raise ValueError(f"{path}: teacher classes {label_names} differ from the training split's "
+                         f"{list(ds.label_set.names)}")
+    row = {n: i for i, n in enumerate(names)}
+    wanted = [os.path.basename(p) for p in ds.paths]
+    missing = [n for n in wanted if n not in row]
+    if missing:
+        raise ValueError(f"{path}: no teacher probabilities for {len(missing)} training images, e.g. {missing[0]} "
+                         "(made for another split?)")
+    return probs[[row[n] for n in wanted]]
+
+
+def mix_targets(labels: torch.Tensor, teacher: np.ndarray, weight: float) -> torch.Tensor:
+    """``(1 - weight) * labels + weight * teacher``, both ``N x C`` distributions."""
+    if not 0 <= weight <= 1:
+        raise ValueError(f"--distill-weight must be in [0, 1], got {weight}")
+    return (1 - weight) * labels + weight * torch.from_numpy(teacher).float()

@@ -1,0 +1,54 @@
+"""Compute distillation targets once: the mean of the teachers' calibrated, flip-averaged probabilities on every
+image of a training split, saved by image name for ``train.py --distill FILE``.
+
+    python train_scripts/teach.py --teachers weights/ddamfn weights/resnet_dda weights/fusion \\
+        --data cache:.data/ferplus_prob.npz.xz --split train --out .data/teacher_ferplus_train.npz
+
+The file is derived from the dataset (research use only): keep it out of the repository (``.data/`` is ignored).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+
+from fer_core.train.distill import save_teacher, teacher_probabilities  # noqa: E402
+from fer_core.train.setup import _read_split  # noqa: E402
+from fer_core.weights import load_pretrained  # noqa: E402
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--teachers", nargs="+", required=True, help="weights folders or shipped names")
+    ap.add_argument("--data", required=True, help="KIND:PATH or cache:FILE, as train.py's --data")
+    ap.add_argument("--split", default="train")
+    ap.add_argument("--protocol", default="probability", help="which images (probability keeps ties)")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    t0 = time.time()
+    ds = _read_split(a.data, a.split, a.protocol)
+    models = [load_pretrained(t) for t in a.teachers]
+    for t, m in zip(a.teachers, models):
+        if list(m.pretrained_cfg["label_names"]) != list(ds.label_set.names):
+            raise SystemExit(f"{t}: classes {m.pretrained_cfg['label_names']} differ from the data's "
+                             f"{list(ds.label_set.names)}")
+    probs = teacher_probabilities(models, torch.from_numpy(ds.images))
+    ids = [f"{t}@sha256:{m.pretrained_cfg['files']['model.safetensors']['sha256'][:16]}"
+           for t, m in zip(a.teachers, models)]
+    out = save_teacher(a.out, [os.path.basename(p) for p in ds.paths], list(ds.label_set.names), probs, ids)
+    agree = float((probs.argmax(1) == ds.labels).mean())
+    print(f"wrote {out}: {len(ds)} images, teachers {ids}; their top class is the label's for {agree:.1%} "
+          f"({time.time() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
