@@ -31,7 +31,8 @@ YUNET_EMBEDDED = PROJECT_WEIGHTS / "yunet" / "face_detection_yunet.onnx"
 YUNET_SHA256 = "ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0"
 # OpenCV's own Hub repo of the model, used when the embedded copy is missing. Its file is a later export than the
 # embedded one (a different sha256), so it is not pinned: pin revision and sha256 here once checked online.
-YUNET_ENTRY = PretrainedEntry("yunet", "yunet", "opencv/face_detection_yunet", "main", "yunet/" + YUNET_EMBEDDED.name)
+YUNET_ENTRY = PretrainedEntry("yunet", "yunet", "face_detection_yunet", "main", "yunet/" + YUNET_EMBEDDED.name,
+                              org="opencv")
 YUNET_FILE = "face_detection_yunet_2023mar.onnx"
 
 

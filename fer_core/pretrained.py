@@ -1,29 +1,56 @@
-"""Where each published weight lives: a Hub repo pinned to a revision, and the copy shipped in ``weights/``.
+"""Where each published weight lives: the copy shipped in ``weights/``, and a Hub repo pinned to a revision.
 
-``sha256`` pins the content of ``model.safetensors``: the Hub copy at ``revision`` and the copy in ``weights/`` are
-the same file, and both are checked against it on load (``tests/test_weights.py`` checks the shipped copies). New
-weights get a new revision and a new pin. An entry whose sha256 is None is checked for self-consistency only (the
-file against the sha256 its own config.json records).
+A registered name loads the shipped copy first, with no network call, when that copy matches its pins
+(``sha256`` of ``model.safetensors`` and ``config_sha256`` of ``config.json``: the label order, the preprocessing
+and the temperature are pinned with the tensors). The Hub serves only a copy that is missing (or does not match
+its pins), or when asked: ``FER_WEIGHTS_SOURCE=hub`` (``local`` never goes online; ``auto``, the default, as
+described). Whatever the source, the pins are checked. New weights get new pins and a new revision: a tag, or
+the commit that ``train_scripts/publish.py`` prints once the repo is published (a commit pins the revision
+whole; a tag can be moved). An entry without pins is checked for self-consistency only (the tensors against the
+sha256 its own config.json records).
+
+The Hub organisation is a setting: ``FER_HUB_ORG`` (and ``publish.py --org``), default ``fer-attention``. It
+must be an organisation (or user) that whoever publishes owns.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"  # the copies shipped with the code
-HUB_ORG = "fer-attention"  # where train_scripts/push_to_hub.py publishes by default
+HUB_ORG = "fer-attention"  # the default organisation; FER_HUB_ORG overrides it
+SOURCES = ("auto", "local", "hub")
+
+
+def hub_org() -> str:
+    return os.environ.get("FER_HUB_ORG", "").strip() or HUB_ORG
+
+
+def weights_source() -> str:
+    """``FER_WEIGHTS_SOURCE``: auto (the shipped copy when it matches its pins, else the Hub), local, or hub."""
+    source = os.environ.get("FER_WEIGHTS_SOURCE", "").strip().lower() or "auto"
+    if source not in SOURCES:
+        raise ValueError(f"FER_WEIGHTS_SOURCE={source!r}: expected one of {SOURCES}")
+    return source
 
 
 @dataclass(frozen=True)
 class PretrainedEntry:
     name: str
     architecture: str
-    hf_hub_id: str
-    revision: str
+    repo_name: str  # the repo inside the organisation
+    revision: str  # a tag or, once published, a commit
     local_dir: str  # relative to the project's weights/ folder
-    sha256: str | None = None
+    sha256: str | None = None  # of model.safetensors
+    config_sha256: str | None = None  # of config.json
     aliases: tuple[str, ...] = ()
     title: str = ""  # how the weights tables (train_scripts/weights_table.py) name it
+    org: str | None = None  # a fixed organisation (a third party's repo); None: hub_org()
+
+    @property
+    def hf_hub_id(self) -> str:
+        return f"{self.org or hub_org()}/{self.repo_name}"
 
 
 PRETRAINED: dict[str, PretrainedEntry] = {}
@@ -34,14 +61,17 @@ def _add(entry: PretrainedEntry):
         PRETRAINED[key] = entry
 
 
-_add(PretrainedEntry("ddamfn", "ddamfn", f"{HUB_ORG}/ddamfn-ferplus", "v3", "ddamfn",
-                     "e852778f2121d586d83c45aa2e4e959e34ccfa4e71cdd9a2c86a80e87b309f64", aliases=("ddamfn.ferplus",),
+_add(PretrainedEntry("ddamfn", "ddamfn", "ddamfn-ferplus", "v3", "ddamfn",
+                     "e852778f2121d586d83c45aa2e4e959e34ccfa4e71cdd9a2c86a80e87b309f64",
+                     "40fbdddf65fd34cb508583c93d58cae49180a4492a289d84be0758039f55b6e9", aliases=("ddamfn.ferplus",),
                      title="DDAMFN"))
-_add(PretrainedEntry("resnet_dda", "resnet18_dda", f"{HUB_ORG}/resnet-dda-ferplus", "v4", "resnet_dda",
-                     "2228adcf13dfa47701bd66fd88f8e34412d252e9ca8d8aff5ee9c5ddf1d751d2", aliases=("resnet_dda.ferplus",),
-                     title="ResNet18+DDA (DDA on stages 3-4)"))
-_add(PretrainedEntry("fusion", "fusion", f"{HUB_ORG}/fusion-ferplus", "v5", "fusion",
-                     "a1718ed8c21d0a188bf043f1e1e82a1c0e0df642c8bd1322da5cdd276bd72785", aliases=("fusion.ferplus",),
+_add(PretrainedEntry("resnet_dda", "resnet18_dda", "resnet-dda-ferplus", "v4", "resnet_dda",
+                     "2228adcf13dfa47701bd66fd88f8e34412d252e9ca8d8aff5ee9c5ddf1d751d2",
+                     "580935b544297dec4a81925584bcabd1d7de01dd61c1c6b968ed81f0ea3b8f51",
+                     aliases=("resnet_dda.ferplus",), title="ResNet18+DDA (DDA on stages 3-4)"))
+_add(PretrainedEntry("fusion", "fusion", "fusion-ferplus", "v5", "fusion",
+                     "a1718ed8c21d0a188bf043f1e1e82a1c0e0df642c8bd1322da5cdd276bd72785",
+                     "5690d95794f5c8cd96ab08e8d606b54ef96f76f6444f49109bf33bfb45772a9b", aliases=("fusion.ferplus",),
                      title="Fusion (attention over the two)"))
 
 

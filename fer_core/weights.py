@@ -1,4 +1,5 @@
-"""Weights: ``model.safetensors`` + ``config.json``; strict loading; Hub download with a local ``weights/`` fallback.
+"""Weights: ``model.safetensors`` + ``config.json``; strict loading; the shipped ``weights/`` first, the Hub for a
+missing copy (both held to the pins of :mod:`fer_core.pretrained`).
 
 A weights folder holds exactly two files the loader reads:
 
@@ -30,7 +31,7 @@ from torch import nn
 from .files import atomic_output, write_text_atomic
 from .labels import get_label_set
 from .models.registry import IMAGENET_MEAN, IMAGENET_STD, create_model, get_entry, model_config_args
-from .pretrained import PRETRAINED, PROJECT_WEIGHTS, PretrainedEntry, list_pretrained
+from .pretrained import PRETRAINED, PROJECT_WEIGHTS, PretrainedEntry, list_pretrained, weights_source
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
@@ -203,7 +204,7 @@ def _resolve_ref_dir(base: Path, ref: str) -> Path:
     if (local / CONFIG_FILE).exists():
         return local.resolve()
     if ref in PRETRAINED:
-        return _locate(PRETRAINED[ref])
+        return locate_pinned(PRETRAINED[ref])[0]
     raise WeightsError(f"{base / CONFIG_FILE}: branch weights {ref!r} are neither a folder beside it nor a "
                        f"registered weight name ({list_pretrained()})")
 
@@ -382,25 +383,58 @@ def _local_copy(entry: PretrainedEntry) -> Path:
     return Path(os.environ.get("FER_WEIGHTS_DIR", PROJECT_WEIGHTS)) / entry.local_dir
 
 
-def _locate(entry: PretrainedEntry, endpoint=None, cache_dir=None) -> Path:
+def pin_mismatch(entry: PretrainedEntry, folder: Path) -> str | None:
+    """Why ``folder`` is not the pinned copy of ``entry`` (None when it is, or when nothing is pinned)."""
+    for fname, pinned in ((CONFIG_FILE, entry.config_sha256), (WEIGHTS_FILE, entry.sha256)):
+        if pinned is None:
+            continue
+        path = folder / fname
+        if not path.is_file():
+            return f"{path}: no such file"
+        actual = sha256_file(path)
+        if actual != pinned:
+            return f"{path}: sha256 {actual[:12]}... is not the pinned {pinned[:12]}..."
+    return None
+
+
+def _locate(entry: PretrainedEntry, endpoint=None, cache_dir=None, source: str | None = None) -> tuple[Path, bool]:
+    """The folder to load ``entry`` from, and whether it is a folder of the user's own (``FER_WEIGHTS_DIR``:
+    checked against its own config, not the pins).
+
+    ``auto``: a ``FER_WEIGHTS_DIR`` folder that holds the entry; else the shipped copy when it matches its pins
+    (no network call at all); else the Hub's pinned copy. ``local``: never the Hub. ``hub``: always the Hub."""
+    source = source or weights_source()
     local = _local_copy(entry)
-    if "FER_WEIGHTS_DIR" in os.environ and (local / CONFIG_FILE).exists():
-        return local  # weights a user pointed at come before the Hub's copy, online or not
+    has_local = (local / CONFIG_FILE).exists()
+    if source != "hub" and has_local and "FER_WEIGHTS_DIR" in os.environ:
+        return local, True  # weights a user pointed at come first, online or not
+    why_not_local = f"there is no copy in {local}"
+    if source != "hub" and has_local:
+        why_not_local = pin_mismatch(entry, local)
+        if why_not_local is None:
+            return local, False
+    if source == "local":
+        raise WeightsError(f"{entry.name}: {why_not_local}, and FER_WEIGHTS_SOURCE=local keeps the Hub out. "
+                           f"Restore weights/ from git, or unset FER_WEIGHTS_SOURCE to fetch the pinned copy.")
     try:
-        return download(entry, endpoint=endpoint, cache_dir=cache_dir)
+        path = download(entry, endpoint=endpoint, cache_dir=cache_dir)
     except HubUnavailable as e:
-        if (local / CONFIG_FILE).exists():
-            warnings.warn(f"{e}; using the local copy in {local}", stacklevel=3)
-            return local
-        raise WeightsError(f"{e}; and there is no local copy in {local}. Train or download the weights "
-                           f"(README: Weights), or pass a weights folder path.") from None
+        raise WeightsError(f"{entry.name}: {why_not_local}; and the Hub's copy cannot be had: {e}. Restore "
+                           f"weights/ from git, train the weights (README: Training), or pass a weights folder "
+                           f"path.") from None
+    if has_local and source != "hub":
+        warnings.warn(f"{why_not_local}: using the pinned copy from the Hub instead", stacklevel=3)
+    return path, False
 
 
-def load_pretrained(name_or_path, *, endpoint: str | None = None, cache_dir=None, reuse=()) -> nn.Module:
-    """Load weights by path (a folder or its files), else by registered name: from the folder ``FER_WEIGHTS_DIR``
-    names when it holds them, else from the Hub (pinned revision, sha256 checked, cached the usual Hub way), else
-    from the copy shipped in ``weights/`` when the Hub cannot be reached. Weights that the Hub does serve but that fail their sha256 or the strict load are an error, not
-    a reason to switch silently to another copy. ``reuse``: see :func:`load_weights`."""
+def load_pretrained(name_or_path, *, endpoint: str | None = None, cache_dir=None, reuse=(),
+                    source: str | None = None) -> nn.Module:
+    """Load weights by path (a folder or its files), else by registered name (:mod:`fer_core.pretrained`): a
+    folder ``FER_WEIGHTS_DIR`` names when it holds them; else the copy shipped in ``weights/`` when it matches its
+    pins, with no network call; else the Hub's pinned copy (cached the usual Hub way). ``source`` (or
+    ``FER_WEIGHTS_SOURCE``): ``auto`` as said, ``local`` (never the Hub), ``hub`` (always the Hub). Whatever the
+    source, weights and config must match their pins: no silent switch to other weights. ``reuse``: see
+    :func:`load_weights`."""
     path = Path(name_or_path)
     if path.exists():
         return load_weights(path, reuse=reuse)
@@ -408,9 +442,15 @@ def load_pretrained(name_or_path, *, endpoint: str | None = None, cache_dir=None
     if name not in PRETRAINED:
         raise WeightsError(f"{name!r} is neither an existing path nor a registered weight name "
                            f"(registered: {list_pretrained()})")
-    entry = PRETRAINED[name]
-    path = _locate(entry, endpoint, cache_dir)
-    # the pin holds for the Hub's copy and the project's own weights/; folders that FER_WEIGHTS_DIR points at
-    # (weights a user trained) are checked against the sha256 their own config records
-    own_folder = "FER_WEIGHTS_DIR" in os.environ and path == _local_copy(entry)
-    return load_weights(path, expected_sha256=None if own_folder else entry.sha256, reuse=reuse)
+    path, own_folder = locate_pinned(PRETRAINED[name], endpoint, cache_dir, source)
+    return load_weights(path, expected_sha256=None if own_folder else PRETRAINED[name].sha256, reuse=reuse)
+
+
+def locate_pinned(entry: PretrainedEntry, endpoint=None, cache_dir=None, source=None) -> tuple[Path, bool]:
+    """:func:`_locate`, then the pins checked on what it found (a user's own folder excepted)."""
+    path, own_folder = _locate(entry, endpoint, cache_dir, source)
+    if not own_folder:
+        bad = pin_mismatch(entry, path)
+        if bad:
+            raise WeightsError(f"{entry.hf_hub_id}@{entry.revision}: {bad} (not the pinned weights: refused)")
+    return path, own_folder

@@ -47,4 +47,4 @@ def unpinned(monkeypatch):
     from fer_core import pretrained
 
     for key, entry in list(pretrained.PRETRAINED.items()):
-        monkeypatch.setitem(pretrained.PRETRAINED, key, dataclasses.replace(entry, sha256=None))
+        monkeypatch.setitem(pretrained.PRETRAINED, key, dataclasses.replace(entry, sha256=None, config_sha256=None))

@@ -13,7 +13,7 @@ from fer_core import weights as weights_module
 from fer_core.labels import FERPLUS
 from fer_core.weights import build_config, sha256_file
 
-ENTRY = dataclasses.replace(registry.PRETRAINED["ddamfn"], sha256=None)
+ENTRY = dataclasses.replace(registry.PRETRAINED["ddamfn"], sha256=None, config_sha256=None)
 pytestmark = pytest.mark.usefixtures("unpinned")  # these tests serve their own weights under the shipped names
 
 
@@ -77,40 +77,85 @@ def test_pinned_sha256_is_checked(hub, weights, env, monkeypatch):
     model, folder = weights
     _publish(hub, folder)
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
-    good = dataclasses.replace(ENTRY, sha256=sha256_file(folder / "model.safetensors"))
+    good = dataclasses.replace(ENTRY, sha256=sha256_file(folder / "model.safetensors"),
+                               config_sha256=sha256_file(folder / "config.json"))
     monkeypatch.setitem(registry.PRETRAINED, "ddamfn", good)
     assert _same(model, load_pretrained("ddamfn"))
-    bad = dataclasses.replace(ENTRY, sha256="0" * 64)
+    bad = dataclasses.replace(good, sha256="0" * 64)
     monkeypatch.setitem(registry.PRETRAINED, "ddamfn", bad)
-    # a shipped copy exists, but weights the Hub served and that fail their check are an error, not a switch
+    # a shipped copy that fails its pin sends the loader to the Hub (with a warning); weights the Hub serves that
+    # fail their pin too are an error, not a switch to anything else
     save_pretrained(model, env / "shipped" / ENTRY.local_dir, build_config(model, label_set=FERPLUS))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with pytest.raises(WeightsError, match="not the pinned"):
+    with pytest.warns(UserWarning, match="shipped/ddamfn/.*: sha256 .* is not the pinned"):
+        with pytest.raises(WeightsError, match="not the pinned weights: refused"):
             load_pretrained("ddamfn")
 
 
-def test_server_down_falls_back_to_shipped_copy(weights, env, monkeypatch):
+def test_a_config_that_is_not_the_pinned_one_is_refused(hub, weights, env, monkeypatch):
+    """The same tensors with the label order permuted in config.json would name every face wrongly: the pin
+    covers config.json too, and the message names it."""
+    import json
+
     model, folder = weights
-    save_pretrained(model, env / "shipped" / ENTRY.local_dir, build_config(model, label_set=FERPLUS))
-    monkeypatch.setenv("HF_ENDPOINT", _free_port_url())
-    with pytest.warns(UserWarning, match=r"cannot reach|not available.*using the local copy"):
-        loaded = load_pretrained("ddamfn")
-    assert _same(model, loaded)
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    pinned = dataclasses.replace(ENTRY, sha256=sha256_file(folder / "model.safetensors"),
+                                 config_sha256=sha256_file(folder / "config.json"))
+    monkeypatch.setitem(registry.PRETRAINED, "ddamfn", pinned)
+    config = json.loads((folder / "config.json").read_text())
+    config["label_names"] = config["label_names"][::-1]
+    hub.put(ENTRY.hf_hub_id, ENTRY.revision, "config.json", json.dumps(config).encode())
+    hub.put(ENTRY.hf_hub_id, ENTRY.revision, "model.safetensors", (folder / "model.safetensors").read_bytes())
+    with pytest.raises(WeightsError, match=r"ddamfn-ferplus@v\d+: .*config\.json: sha256 .* is not the pinned"):
+        load_pretrained("ddamfn")
 
 
-def test_missing_on_hub_falls_back_too(hub, weights, env, monkeypatch):
-    model, _ = weights
-    save_pretrained(model, env / "shipped" / ENTRY.local_dir, build_config(model, label_set=FERPLUS))
-    monkeypatch.setenv("HF_ENDPOINT", hub.url)  # the server knows nothing of this repo
-    with pytest.warns(UserWarning, match="using the local copy"):
+def test_the_shipped_copy_comes_first_and_the_hub_only_when_asked(hub, weights, env, monkeypatch):
+    """With a shipped copy that matches its pins, nothing is sent, even while the Hub answers with other weights
+    under the same name; FER_WEIGHTS_SOURCE=hub (or source="hub") asks the Hub; =local never asks it."""
+    model, folder = weights
+    torch.manual_seed(1)
+    other = create_model("ddamfn").eval()
+    _publish(hub, save_pretrained(other, env / "other", build_config(other, label_set=FERPLUS)))
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    shipped = save_pretrained(model, env / "shipped" / ENTRY.local_dir, build_config(model, label_set=FERPLUS))
+    pinned = dataclasses.replace(ENTRY, sha256=sha256_file(shipped / "model.safetensors"),
+                                 config_sha256=sha256_file(shipped / "config.json"))
+    monkeypatch.setitem(registry.PRETRAINED, "ddamfn", pinned)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         assert _same(model, load_pretrained("ddamfn"))
+    assert hub.log == []
+    # asked for the Hub: it serves, and its copy is held to the same pins (here other weights: refused)
+    monkeypatch.setenv("FER_WEIGHTS_SOURCE", "hub")
+    with pytest.raises(WeightsError, match="not the pinned weights: refused"):
+        load_pretrained("ddamfn")
+    assert hub.gets("config.json") == 1
+    monkeypatch.setitem(registry.PRETRAINED, "ddamfn", ENTRY)  # unpinned: the Hub's copy is taken as it is
+    assert _same(other, load_pretrained("ddamfn")) and _same(model, load_pretrained("ddamfn", source="local"))
+    # local only: a missing copy is an error that says so, and nothing is sent
+    monkeypatch.setenv("FER_WEIGHTS_SOURCE", "local")
+    monkeypatch.setattr(weights_module, "PROJECT_WEIGHTS", env / "nowhere")
+    sent = len(hub.log)
+    with pytest.raises(WeightsError, match="no copy in .*nowhere/ddamfn.*FER_WEIGHTS_SOURCE=local"):
+        load_pretrained("ddamfn")
+    assert len(hub.log) == sent
+    monkeypatch.setenv("FER_WEIGHTS_SOURCE", "anywhere")
+    with pytest.raises(ValueError, match="FER_WEIGHTS_SOURCE='anywhere'"):
+        load_pretrained("ddamfn")
 
 
-def test_no_hub_and_no_copy_fails_fast_and_clearly(env, monkeypatch):
+def test_the_hub_organisation_is_a_setting(monkeypatch):
+    monkeypatch.delenv("FER_HUB_ORG", raising=False)
+    assert registry.PRETRAINED["ddamfn"].hf_hub_id == "fer-attention/ddamfn-ferplus"
+    monkeypatch.setenv("FER_HUB_ORG", "my-lab")
+    assert registry.PRETRAINED["fusion"].hf_hub_id == "my-lab/fusion-ferplus"
+
+
+def test_a_missing_shipped_copy_with_the_hub_down_fails_fast_and_clearly(env, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", _free_port_url())
     t0 = time.perf_counter()
-    with pytest.raises(WeightsError, match=rf"ddamfn-ferplus@{ENTRY.revision}.*no local copy in .*shipped/ddamfn"):
+    with pytest.raises(WeightsError, match=rf"no copy in .*shipped/ddamfn; and the Hub's copy cannot be had: "
+                                           rf".*(cannot reach|ddamfn-ferplus@{ENTRY.revision})"):
         load_pretrained("ddamfn")
     assert time.perf_counter() - t0 < 5
 
@@ -120,9 +165,12 @@ def test_offline_mode_sends_nothing(hub, weights, env, monkeypatch):
     _publish(hub, folder)
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    save_pretrained(model, env / "shipped" / ENTRY.local_dir, build_config(model, label_set=FERPLUS))
-    with pytest.warns(UserWarning, match="local Hub cache"):
+    with pytest.raises(WeightsError, match="not in the local Hub cache and the Hub is not used"):
         load_pretrained("ddamfn")
+    save_pretrained(model, env / "shipped" / ENTRY.local_dir, build_config(model, label_set=FERPLUS))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _same(model, load_pretrained("ddamfn"))
     assert hub.log == []
 
 

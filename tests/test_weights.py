@@ -202,20 +202,37 @@ def test_fusion_loaded_beside_its_branches_holds_each_parameter_once(test_weight
     assert load_weights(root / "fusion", reuse=[other, b]).branch_a is not other
 
 
-def test_the_shipped_weights_are_the_pinned_ones_and_load_offline(monkeypatch):
-    """weights/ holds what fer_core/pretrained.py pins (the Hub revision serves the same files): each loads
-    offline, strictly, with the stored form's FER+ valid figures in its config; the fusion holds its branches'
-    own modules."""
+def test_the_shipped_weights_are_the_pinned_ones_and_load_with_no_network_call(monkeypatch):
+    """weights/ holds what fer_core/pretrained.py pins (tensors and config.json; the Hub revision serves the same
+    files): online, with nothing set, each loads from weights/ without opening a socket or resolving a name,
+    strictly, with the stored form's FER+ valid figures in its config; the fusion holds its branches' own
+    modules."""
+    import socket
+
     from fer_core.predict import MODEL_KEYS, Analyzer
     from fer_core.pretrained import PRETRAINED, PROJECT_WEIGHTS
-    from fer_core.weights import weights_sha256
+    from fer_core.weights import sha256_file, weights_sha256
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.delenv("FER_WEIGHTS_DIR", raising=False)
-    analyzer = Analyzer.from_pretrained(detector="haar")
+    for var in ("HF_HUB_OFFLINE", "FER_WEIGHTS_DIR", "FER_WEIGHTS_SOURCE", "HF_ENDPOINT"):
+        monkeypatch.delenv(var, raising=False)
+    calls = []
+
+    def no_network(*args, **kwargs):
+        calls.append(args)
+        raise AssertionError(f"network call while loading the shipped weights: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket.socket, "connect_ex", no_network)
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        analyzer = Analyzer.from_pretrained(detector="yunet")
+    assert calls == []
     for key in MODEL_KEYS:
         entry, model = PRETRAINED[key], analyzer.slots[key].model
         assert entry.sha256 and weights_sha256(model) == entry.sha256, key
+        assert sha256_file(PROJECT_WEIGHTS / entry.local_dir / "config.json") == entry.config_sha256, key
         cfg = read_config(PROJECT_WEIGHTS / entry.local_dir / "config.json")
         assert cfg["metrics"]["ferplus_valid"]["n"] == 3417 and cfg["storage"] == "float16", key
         assert (PROJECT_WEIGHTS / entry.local_dir / "README.md").read_text().count("## Limits") == 1
