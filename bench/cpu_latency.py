@@ -26,18 +26,18 @@ from pytorch_grad_cam import GradCAM  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
 from fer_core import create_model  # noqa: E402
-from fer_core.data.augment import eval_transform  # noqa: E402
 from fer_core.explain import gradcam_with_details, own_attention  # noqa: E402
 from fer_core.faces import YUNET_EMBEDDED, YuNetDetector, crop_face, detect_faces, make_detector  # noqa: E402
 from fer_core.images import load_image  # noqa: E402
 from fer_core.predict import MODEL_KEYS, Analyzer  # noqa: E402
+from fer_core.preprocess import build_transform, resolve_data_config  # noqa: E402
 from fer_core.weights import build_config  # noqa: E402
 
 
 def build_models(a):
     """The shipped weights (--weights-dir), or untrained models of the shipped architectures (same compute)."""
     if a.weights_dir:
-        slots = Analyzer.from_pretrained({k: Path(a.weights_dir) / k for k in MODEL_KEYS}, detector="haar").slots
+        slots = Analyzer.from_pretrained({k: Path(a.weights_dir) / k for k in MODEL_KEYS}, detector="haar").shown
         return {k: slot.model for k, slot in slots.items()}  # the fusion holds the two branch modules
     torch.manual_seed(0)
     ddamfn = create_model("ddamfn", input_size=a.ddamfn_size).eval()
@@ -60,21 +60,24 @@ def naive(models, rgb, detector):
         for p in m.parameters():
             p.requires_grad_(True)
     for key, m in models.items():
-        cfg = m.pretrained_cfg
-        size = cfg["input_size"][1]
-        crops = [crop_face(rgb, f, cfg["crop"], cfg["crop"]["source_size"], cfg["grayscale"]) for f in det.faces]
-        x = eval_transform(torch.from_numpy(np.stack(crops)), size, cfg["mean"], cfg["std"])
+        dc = resolve_data_config(m)
+        transform = build_transform(dc)
+        crops = [crop_face(rgb, f, dc.crop) for f in det.faces]
+        x = transform(crops)
         with torch.no_grad():
             out = m.forward_details(x)
             logits = out["logits"]
-            if cfg.get("tta_flip"):  # the mirror image as a second forward, averaged
-                logits = (logits + m(eval_transform(torch.from_numpy(np.stack(crops)), size, cfg["mean"], cfg["std"],
-                                                    flip=True))) / 2
-            probs = (logits / m.temperature).softmax(1)
+            if dc.tta_flip:  # the mirror image as a second forward, averaged
+                logits = (logits + m(transform(crops, flip=True))) / 2
+            probs = (logits / dc.temperature).softmax(1)
         if key != "fusion":
-            own_attention(out["attention"], size)
-        with GradCAM(model=m, target_layers=m.gradcam_layers(size)) as cam:
-            cam(input_tensor=x, targets=[ClassifierOutputTarget(int(k)) for k in probs.argmax(1)])
+            own_attention(out["attention"], dc.input_size)
+            with GradCAM(model=m, target_layers=m.gradcam_layers(dc.input_size)) as cam:
+                cam(input_tensor=x, targets=[ClassifierOutputTarget(int(k)) for k in probs.argmax(1)])
+        else:  # the package's Grad-CAM reads one input tensor: the fusion's own (its branches resize it)
+            big = x[1] if isinstance(x, tuple) else x
+            with GradCAM(model=m, target_layers=m.gradcam_layers(dc.input_size)) as cam:
+                cam(input_tensor=big, targets=[ClassifierOutputTarget(int(k)) for k in probs.argmax(1)])
         for p in m.parameters():
             p.grad = None
 
@@ -96,7 +99,7 @@ def main(argv=None):
     ap.add_argument("--weights-dir", default=None)
     ap.add_argument("--ddamfn-size", type=int, default=64)
     ap.add_argument("--resnet", default="resnet18_dda")
-    ap.add_argument("--resnet-size", type=int, default=64)
+    ap.add_argument("--resnet-size", type=int, default=80)
     ap.add_argument("--resnet-args", default='{"dda_stages": [3, 4]}', help="JSON arguments of the ResNet+DDA")
     ap.add_argument("--yunet", default=str(YUNET_EMBEDDED))
     ap.add_argument("--no-tta-flip", dest="tta_flip", action="store_false",

@@ -37,10 +37,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from fer_core.data import read_dataset  # noqa: E402
-from fer_core.data.augment import eval_transform  # noqa: E402
 from fer_core.faces import YuNetDetector, make_detector  # noqa: E402
 from fer_core.images import load_image  # noqa: E402
 from fer_core.predict import MODEL_KEYS, Analyzer  # noqa: E402
+from fer_core.preprocess import build_transform, resolve_data_config  # noqa: E402
 from fer_core.train.evaluation import evaluate_model, score_by_name  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
@@ -143,9 +143,9 @@ def accuracy_table(models: dict, peer: FerPeer, data: dict) -> dict:
 def model_latency(models: dict, peer: FerPeer, runs: int) -> dict:
     out = {}
     for name, m in models.items():
-        size = m.pretrained_cfg["input_size"][1]
-        crop = torch.zeros(1, 48, 48, dtype=torch.uint8)
-        x = eval_transform(crop, size, m.pretrained_cfg["mean"], m.pretrained_cfg["std"])
+        dc = resolve_data_config(m)
+        crop = torch.zeros(1, dc.crop.size, dc.crop.size, dtype=torch.uint8)
+        x = build_transform(dc)(crop)
         with torch.inference_mode():
             out[name] = _p50(lambda: m(x), runs)
     x = peer.preprocess(np.zeros((1, 48, 48), np.uint8))
@@ -209,7 +209,7 @@ def main(argv=None) -> dict:
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     models = {k: s.model for k, s in Analyzer.from_pretrained(  # the fusion holds its branches' own modules
-        {k: Path(a.weights_dir) / k for k in MODEL_KEYS}, detector="haar").slots.items()}
+        {k: Path(a.weights_dir) / k for k in MODEL_KEYS}, detector="haar").shown.items()}
     peer = FerPeer(a.threads)
     res = {"date": time.strftime("%Y-%m-%d"), "threads": a.threads,
            "peer": {"name": "fer", "version": peer.version, "model_file": peer.path.name,

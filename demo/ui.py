@@ -24,6 +24,7 @@ from .render import (MAP_MODES, MAP_SIZE, branch_weights, colour_scale, draw_fac
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 EXAMPLE_FILES = [EXAMPLES / "grace_hopper.jpg", EXAMPLES / "astronaut.png"]
 PREDICTED = "predicted class"
+STATE_TTL_S = 1800  # a visitor's kept analysis is dropped after this long
 INTRO = """# Facial expressions, read by three attention models
 Upload a photo, paste one, or use your webcam. Every face is found (YuNet), cropped and aligned the way each
 model was trained, and read by **DDAMFN**, **ResNet + DDA** and their **fusion**. Each column shows the
@@ -84,8 +85,23 @@ class ModelColumn:
         return out
 
 
-def build_demo(analyzer: Analyzer | None, load_error: str | None = None) -> gr.Blocks:
-    keys = list(analyzer.slots) if analyzer else []
+def analysis_concurrency() -> int:
+    """How many analyses the machine runs at once: ``FER_CONCURRENCY``, else one per GPU, else the CPU cores over
+    the threads each analysis uses (one on a 2-core machine with 2 threads)."""
+    import os
+
+    import torch
+
+    if os.environ.get("FER_CONCURRENCY"):
+        return max(1, int(os.environ["FER_CONCURRENCY"]))
+    if torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return max(1, (os.cpu_count() or 1) // max(1, torch.get_num_threads()))
+
+
+def build_demo(analyzer: Analyzer | None, load_error: str | None = None, concurrency: int | None = None) -> gr.Blocks:
+    concurrency = concurrency or analysis_concurrency()
+    keys = list(analyzer.shown) if analyzer else []
     labels = analyzer.slots[keys[0]].labels if analyzer else []
     models = {k: analyzer.slots[k].model for k in keys}
     about_dir = Path(tempfile.mkdtemp(prefix="fer_about_"))
@@ -101,11 +117,13 @@ def build_demo(analyzer: Analyzer | None, load_error: str | None = None) -> gr.B
         except ImageInputError as e:
             raise gr.Error(str(e)) from None
 
-    def predict(image: FileData, whole_image: bool = False, explain: str = PREDICTED) -> dict:
+    def predict(image: FileData, whole_image: bool = False, explain: str = PREDICTED, maps: bool = False) -> dict:
         """Analyse one photo: every face's box, and per model the calibrated probabilities, the top label and
-        (fusion) the branch weights; the models' agreement; notes and timings."""
+        (fusion) the branch weights; the models' agreement; notes and timings. ``maps=True`` also computes each
+        model's Grad-CAM (of the class ``explain`` names, else the top) and own attention, returned as base64
+        8-bit grayscale PNGs (``gradcam_png``, ``attention_png``); without it none is computed."""
         path = image.get("path") if isinstance(image, dict) else getattr(image, "path", image)
-        return analyse_image(path, whole_image, explain).to_json()
+        return analyse_image(path, whole_image, explain, maps=maps).to_json(maps=maps)
 
     with gr.Blocks(title="Facial expressions: DDAMFN, ResNet+DDA, fusion", delete_cache=(900, 3600)) as demo:
         gr.Markdown(INTRO)
@@ -138,7 +156,8 @@ def build_demo(analyzer: Analyzer | None, load_error: str | None = None) -> gr.B
             timings = gr.Markdown()
             with gr.Accordion("Analysis (JSON)", open=False):
                 data = gr.JSON(label="Analysis")
-            state = gr.State()  # this visitor's analysis
+            # this visitor's analysis, its image downscaled (Analysis.for_display), dropped after STATE_TTL_S
+            state = gr.State(time_to_live=STATE_TTL_S)
             shown = gr.State(1)  # the face shown below
             per_face = [annotated, agreement] + [c for col in columns for c in col.components]
             outputs = [table, timings, data, state, shown] + per_face
@@ -183,13 +202,13 @@ def build_demo(analyzer: Analyzer | None, load_error: str | None = None) -> gr.B
         def on_analyse(img, whole_image, explain_what, map_mode):
             analysis = analyse_image(img, whole_image, explain_what)
             return {table: faces_table(analysis), timings: timings_text(analysis), data: analysis.to_json(),
-                    state: analysis, shown: 1, **face_view(analysis, 1, map_mode)}
+                    state: analysis.for_display(), shown: 1, **face_view(analysis, 1, map_mode)}
 
         def kept(analysis, img, whole_image, explain_what):
             """This visitor's analysis; a cached example's result carries none (the cache keeps no Python objects),
             so it is redone once."""
             if not isinstance(analysis, Analysis) and img is not None:
-                analysis = analyse_image(img, whole_image, explain_what)
+                analysis = analyse_image(img, whole_image, explain_what).for_display()
             return analysis
 
         def on_pick(img, whole_image, explain_what, map_mode, analysis, evt: gr.SelectData):
@@ -221,15 +240,21 @@ def build_demo(analyzer: Analyzer | None, load_error: str | None = None) -> gr.B
             return {cam_out: draw_faces(analysis, 1), live_agree: f"**{f.agreement['text']}**", live_rate: rate,
                     **{lab: f.models[k].probs for lab, k in zip(live_labels, keys)}}
 
-        run.click(on_analyse, [image, whole, explain, mode], outputs, concurrency_limit=2, api_visibility="private")
+        # every event that runs the models shares one concurrency group sized to the machine, so that the
+        # queue's estimates are true (the models would serialise the excess on their locks, unseen by the queue)
+        group = dict(concurrency_id="analysis", concurrency_limit=concurrency)
+        run.click(on_analyse, [image, whole, explain, mode], outputs, api_visibility="private", **group)
         with photo_tab:  # the examples run the same analysis with the default settings; each is computed once
             gr.Examples(examples, inputs=[image], outputs=outputs, label="Public-domain examples",
                         fn=lambda img: on_analyse(img, False, PREDICTED, MAP_MODES[0]), cache_examples=True,
                         cache_mode="lazy", api_visibility="private")
         settings = [image, whole, explain, mode, state]
-        table.select(on_pick, settings, per_face + [shown, state], api_visibility="private")
-        mode.change(on_mode, settings + [shown], per_face + [state], api_visibility="private")
+        table.select(on_pick, settings, per_face + [shown, state], api_visibility="private", **group)
+        mode.change(on_mode, settings + [shown], per_face + [state], api_visibility="private", **group)
         cam_in.stream(on_live, [cam_in, maps_live], [cam_out, live_agree, live_rate, *live_labels],
-                      stream_every=0.1, time_limit=120, concurrency_limit=2, api_visibility="private")
-        gr.api(predict, api_name="predict", concurrency_limit=2)
+                      stream_every=0.1, time_limit=120, api_visibility="private", **group)
+        gr.api(predict, api_name="predict", **group)
+        for fn in demo.fns.values():  # gr.Examples takes no group: its lazily cached run joins it here
+            if fn.name == "load_example_output":
+                fn.concurrency_id, fn.concurrency_limit = group["concurrency_id"], group["concurrency_limit"]
     return demo

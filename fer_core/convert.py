@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from .labels import CANONICAL, LabelSet, get_label_set
 from .models import create_model
+from .preprocess import FER_CROP
 from .weights import build_config, save_pretrained, sha256_file
 
 NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net")
@@ -68,7 +70,10 @@ def convert_checkpoint(pth, out_dir, src_labels=None, dataset: str = "", storage
     n = state["fc.weight"].shape[0] if "fc.weight" in state else 7
     src_labels = src_labels or ("ddamfn_official8" if n == 8 else "ddamfn_official7")
     model, labels = convert_state_dict(state, src_labels)
-    config = build_config(model, label_set=labels, input_size=(3, 112, 112), grayscale=False,
+    # the official checkpoints read 112x112 RGB faces (RAF-DB's aligned crops, resized): their crop keeps that
+    # size and colour, not FER+'s 48 px grayscale
+    crop = replace(FER_CROP, size=112, grayscale=False)
+    config = build_config(model, label_set=labels, input_size=(3, 112, 112), grayscale=False, crop=crop.to_config(),
                           provenance={"source": "official DDAMFN checkpoint (converted)",
                                       "init": "trained by the DDAMFN authors (their backbone: MS-Celeb-1M "
                                               "face-recognition pretraining); converted by fer_core.convert",

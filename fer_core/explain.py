@@ -10,7 +10,12 @@ one pass serves prediction and both maps. The model's train/eval mode and ``requ
 **Own attention.** DDAMFN: the channel-mean of the max over its dual-direction heads (input / 16: 7x7 at 112,
 4x4 at 64). ResNet+DDA: the mean of its DDA stage masks (channel max of each channel-softmax mask) that are at
 least 4x4 (all of them if none is), each resized to the crop and normalised.
-Fusion: its branch weights, and the branches' own maps mixed by those weights.
+Fusion: its branch weights; its Grad-CAM (of the fused score, through each branch's target layer) and its
+attention are each branch's map, normalised, mixed by that face's branch weights.
+
+**Which class.** Grad-CAM explains the class the page shows: the top of the test-time-flip-averaged logits (or
+the class chosen), for the faces only; the mirror images share the forward pass but no map is drawn for them,
+and the backward starts from the faces' scores alone.
 """
 from __future__ import annotations
 
@@ -85,11 +90,33 @@ def model_lock(model) -> threading.Lock:
         return _LOCKS.setdefault(id(model), threading.Lock())
 
 
-def gradcam_with_details(model, x: torch.Tensor, classes=None, cheap: bool = True):
-    """Grad-CAM maps (``B x H x W`` in [0, 1], at the input's size) for ``classes`` (default: the predicted
-    ones), plus the same forward's details (logits, pooled features, own attention) and the target-layer
-    leaves (activations whose graph to the logits is kept, for :func:`gradcam_from_leaves`)."""
+class _ShownClass:
+    """Grad-CAM target of batch row ``i``: for a face (``i < n``), the class the page shows for it: ``k`` when
+    one was chosen, else the top of its logits averaged over its views (rows ``i, i + n, ...``, the mirror
+    image's among them), read from the forward that Grad-CAM has just run. For another view of a face (``i >= n``)
+    no map is shown: its target is zero, so the backward starts from the shown rows alone."""
+
+    def __init__(self, cap: _Capture, i: int, n: int, k: int | None):
+        self.cap, self.i, self.n, self.k = cap, i, n, k
+
+    def __call__(self, output):
+        if self.i >= self.n:
+            return output[0] * 0
+        k = self.k
+        if k is None:
+            logits = self.cap.details["logits"].detach()
+            k = int(logits[self.i::self.n].float().mean(0).argmax())
+        return output[k]
+
+
+def gradcam_with_details(model, x: torch.Tensor, classes=None, shown: int | None = None, cheap: bool = True):
+    """Grad-CAM maps (``shown x H x W`` in [0, 1], at the input's size) of the first ``shown`` rows of ``x`` (all
+    by default; the rows after them are other views of the same faces, in the same order, e.g. their mirror
+    images), each for ``classes[i]`` or else the top of that face's logits averaged over its views; plus the same
+    forward's details (logits, pooled features, own attention, all rows) and the target-layer leaves (activations
+    whose graph to the logits is kept, for :func:`gradcam_from_leaves`)."""
     layers = model.gradcam_layers(x.shape[-1])
+    n = len(x) if shown is None else shown
     cap = _Capture(model)
     with model_lock(model), preserved_state(model):
         model.eval()
@@ -99,24 +126,27 @@ def gradcam_with_details(model, x: torch.Tensor, classes=None, cheap: bool = Tru
         ctx = graph_from(layers) if cheap else contextlib.nullcontext([])
         with ctx as leaves, torch.enable_grad():
             with GradCAM(model=cap, target_layers=layers) as cam:
-                targets = None if classes is None else [ClassifierOutputTarget(int(k)) for k in classes]
+                targets = [_ShownClass(cap, i, n, None if classes is None else int(classes[i % n]))
+                           for i in range(len(x))]
                 maps = cam(input_tensor=x, targets=targets)
         # Grad-CAM's gradient hooks live in the retained autograd graph and point back (through its
         # ActivationsAndGradients) at ``cap``: drop cap's reference to the outputs, or that cycle through
         # C++ graph nodes, which Python's garbage collector cannot see, would keep every request alive.
         details, cap.details = cap.details, None
-    return np.clip(maps, 0, 1).astype(np.float32), details, list(leaves)
+    return np.clip(maps[:n], 0, 1).astype(np.float32), details, list(leaves)
 
 
 def gradcam_from_leaves(scores: torch.Tensor, leaves, size) -> np.ndarray:
     """Grad-CAM with Grad-CAM's own formula (channel weights = spatial mean of gradients; ReLU of the weighted
     sum; each layer's map scaled to ``size`` and normalised, then averaged) for a score that depends on
-    target-layer activations already computed (the fusion, which reuses its branches' forward passes)."""
+    target-layer activations already computed (the fusion, which reuses its branches' forward passes). Rows of
+    the leaves beyond ``len(scores)`` (other views) are left out."""
+    n = len(scores)
     grads = torch.autograd.grad(scores.sum(), leaves, retain_graph=True)
     per_layer = []
     for act, g in zip(leaves, grads):
-        w = g.mean((2, 3), keepdim=True)
-        cam = F.relu((w * act).sum(1)).detach().cpu().numpy()
+        w = g[:n].mean((2, 3), keepdim=True)
+        cam = F.relu((w * act[:n]).sum(1)).detach().float().cpu().numpy()
         per_layer.append(scale_cam_image(cam, (size, size)))
     return np.clip(np.mean(per_layer, 0), 0, 1).astype(np.float32)
 

@@ -6,11 +6,12 @@ resort. The YuNet file is a path given, else ``FER_YUNET_PATH``, else the copy e
 (sha256 checked), else OpenCV's Hub repo through the project's loader (:func:`fer_core.weights.fetch_file`); when
 none loads, Haar runs and the result says why.
 
-Crops follow the weights' config ``crop`` spec, i.e. how the training crops looked: a square of side
-``box_scale x max(box w, h)`` around the box centre, rotated so the eyes are level when landmarks exist
-(``align: "eyes"``), sampled once (``cv2.warpAffine``) at ``source_size`` pixels (48 for FER+/FER2013 models,
-whose training images are 48x48) and converted to grayscale when the model was trained on grayscale. The model
-then resizes that crop exactly as it resized its training images.
+Crops follow the weights' crop spec (:class:`fer_core.preprocess.CropSpec`, from config.json), i.e. how the
+training crops looked: a square of side ``box_scale x max(box w, h)`` around the box centre (moved down by
+``y_offset x box height``), rotated so the eyes are level when landmarks exist (``align="eyes"``), sampled once
+(``cv2.warpAffine``) at the spec's size (48 for FER+/FER2013 models, whose training images are 48x48) and
+converted to grayscale when the model was trained on grayscale. The model's transform
+(:func:`fer_core.preprocess.build_transform`) then resizes that crop exactly as in evaluation.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .preprocess import CropSpec
 from .pretrained import PROJECT_WEIGHTS, PretrainedEntry
 
 # The embedded default (MIT, weights/yunet/README.md) and its sha256, checked on every load. It ships with the
@@ -149,17 +151,17 @@ def detect_faces(rgb: np.ndarray, detector, *, max_faces: int = 10, min_face: in
     return det
 
 
-def crop_face(rgb: np.ndarray, face: Face, crop: dict, size: int, grayscale: bool) -> np.ndarray:
-    """One aligned square crop (uint8; ``size x size`` grayscale or ``size x size x 3`` RGB)."""
+def crop_face(rgb: np.ndarray, face: Face, crop: CropSpec) -> np.ndarray:
+    """One aligned square crop as ``crop`` specifies (uint8; ``size x size`` grayscale or ``size x size x 3``)."""
     x, y, w, h = face.box
-    cx, cy = x + w / 2, y + h / 2
+    cx, cy = x + w / 2, y + h / 2 + crop.y_offset * h
     angle = 0.0
-    if crop.get("align") == "eyes" and face.landmarks is not None:
+    if crop.align == "eyes" and face.landmarks is not None:
         (rx, ry), (lx, ly) = face.landmarks[0], face.landmarks[1]
         angle = math.degrees(math.atan2(ly - ry, lx - rx))
         if abs(angle) > 45:  # implausible for a roughly upright face: do not rotate
             angle = 0.0
-    side = max(w, h) * float(crop.get("box_scale", 1.15))
+    side, size = max(w, h) * crop.box_scale, crop.size
     # warpAffine point-samples: for a big shrink, sample at 2x or more first, then area-downscale
     work = size if side <= 2 * size else int(2 * size * math.ceil(side / (2 * size)))
     m = cv2.getRotationMatrix2D((cx, cy), angle, work / max(side, 1.0))
@@ -168,4 +170,4 @@ def crop_face(rgb: np.ndarray, face: Face, crop: dict, size: int, grayscale: boo
     out = cv2.warpAffine(rgb, m, (work, work), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     if work != size:
         out = cv2.resize(out, (size, size), interpolation=cv2.INTER_AREA)
-    return cv2.cvtColor(out, cv2.COLOR_RGB2GRAY) if grayscale else out
+    return cv2.cvtColor(out, cv2.COLOR_RGB2GRAY) if crop.grayscale else out

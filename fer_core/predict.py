@@ -18,16 +18,16 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .data.augment import eval_transform
 from .explain import gradcam_from_leaves, gradcam_with_details, model_lock, own_attention, resize_maps
 from .faces import crop_face, detect_faces, make_detector
 from .images import ImageInputError, load_image
+from .preprocess import DataConfig, Transform, build_transform, resolve_data_config
 from .results import Analysis, FaceResult, ModelResult, display_name
 
 MODEL_KEYS = ("ddamfn", "resnet_dda", "fusion")  # the shipped weights, in the order the page shows them
@@ -35,43 +35,49 @@ MODEL_KEYS = ("ddamfn", "resnet_dda", "fusion")  # the shipped weights, in the o
 
 @dataclass
 class Slot:
-    """A loaded model with the preprocessing its config asks for."""
+    """A loaded model with its data config (:func:`fer_core.preprocess.resolve_data_config`) and the transform
+    built from it. A hidden slot is a lone fusion's branch: run for the fusion, not shown."""
 
     key: str
     model: torch.nn.Module
     labels: list[str]
-    size: int
-    mean: tuple
-    std: tuple
-    grayscale: bool
-    crop: dict
-    source_size: int
-    temperature: float
-    tta_flip: bool
+    data: DataConfig
+    transform: Transform
+    hidden: bool = False
 
     @classmethod
-    def from_model(cls, key, model):
-        c = model.pretrained_cfg
-        crop = dict(c.get("crop") or {})
-        return cls(key, model.eval(), list(c["label_names"]), int(c["input_size"][1]), tuple(c["mean"]),
-                   tuple(c["std"]), bool(c.get("grayscale", True)), crop,
-                   int(crop.get("source_size", c["input_size"][1])), float(c.get("temperature", 1.0)),
-                   bool(c.get("tta_flip", False)))
+    def from_model(cls, key, model, data: DataConfig | None = None, hidden: bool = False, labels=None):
+        data = data or resolve_data_config(model)
+        labels = list(labels or model.pretrained_cfg["label_names"])
+        return cls(key, model.eval(), labels, data, build_transform(data), hidden)
 
-    def crop_key(self):
-        return (self.source_size, self.grayscale, tuple(sorted(self.crop.items())))
+    @property
+    def size(self) -> int:
+        return self.data.input_size
 
-    def batch(self, crops, flip: bool = False) -> torch.Tensor:
-        """Face crops -> the model's input tensor (resized and normalised exactly as in training)."""
-        return eval_transform(torch.from_numpy(np.stack(crops)), self.size, self.mean, self.std, flip)
+    @property
+    def grayscale(self) -> bool:
+        return self.data.crop.grayscale
 
-    def seen(self, x: torch.Tensor) -> list[np.ndarray]:
-        """The input tensor back as uint8 images at the model's input size: what the model saw."""
-        m = torch.as_tensor(self.mean).view(1, -1, 1, 1)
-        s = torch.as_tensor(self.std).view(1, -1, 1, 1)
-        img = (x.detach().cpu() * s + m).clamp(0, 1).mul(255).round().to(torch.uint8)
-        img = img[:, 0] if self.grayscale else img.permute(0, 2, 3, 1)
-        return list(img.numpy())
+    @property
+    def tta_flip(self) -> bool:
+        return self.data.tta_flip
+
+    @property
+    def temperature(self) -> float:
+        return self.data.temperature
+
+    def batch(self, crops, flip: bool = False):
+        """Face crops -> the model's input, by the one transform (as in evaluation)."""
+        return self.transform(crops, flip)
+
+    def seen(self, x) -> list[np.ndarray]:
+        return self.transform.seen(x)
+
+
+def _feeds(slot: Slot, data: DataConfig) -> bool:
+    """``slot`` reads exactly what ``data`` describes (its own temperature aside)."""
+    return replace(slot.data, temperature=1.0) == replace(data, temperature=1.0)
 
 
 @dataclass
@@ -82,7 +88,7 @@ class _Pass:
 
     details: dict  # rows: the faces (then their flipped views)
     leaves: list  # Grad-CAM target activations whose graph to the logits is kept (maps only)
-    crops: list
+    n: int  # the faces
 
 
 def _rows(obj, n: int):
@@ -100,29 +106,41 @@ def _view_logits(logits: torch.Tensor, n: int) -> torch.Tensor:
 
 
 class Analyzer:
-    """Holds the models and the face detector; :meth:`analyze` runs the pipeline on one image.
+    """Holds the models and the face detector; :meth:`analyze` runs the pipeline on one image, :meth:`read`
+    the models on face crops already made.
 
-    A fusion whose branches are themselves models of this analyzer (the same modules, as
-    :meth:`from_pretrained` loads them) fuses their forward passes instead of running them again."""
+    A fusion is always computed from its branches' forward passes (:meth:`FusionNet.fuse`): from the slots of the
+    same modules when they read exactly the inputs the fusion's data config gives its branches (as
+    :meth:`from_pretrained` loads them), else from hidden slots of its own branches."""
 
     def __init__(self, models: dict, detector="auto", max_faces: int = 10, min_face: int = 20):
         self.slots = {k: Slot.from_model(k, m) for k, m in models.items()}
         self.detector, self.detector_note = make_detector(detector) if isinstance(detector, str) else (detector, "")
         self.max_faces, self.min_face = max_faces, min_face
-        self.sources = {}  # fusion key -> the keys of the slots holding its two branches
-        for key, slot in self.slots.items():
+        self.sources = {}  # fusion key -> the keys of the slots holding its two branches (shown ones)
+        self._branch_keys = {}  # fusion key -> the slots it fuses (shown or hidden)
+        for key, slot in list(self.slots.items()):
             if not hasattr(slot.model, "fuse"):
                 continue
-            found = tuple(next((k for k, s in self.slots.items() if s.model is branch), None)
-                          for branch in (slot.model.branch_a, slot.model.branch_b))
-            if None in found:
-                continue
-            for k in found:
-                if self.slots[k].labels != slot.labels:
-                    raise ValueError(f"{k} and {key} have different labels")
-            if any(self.slots[k].tta_flip != slot.tta_flip for k in found):
-                continue  # the branches' passes hold other views than the fusion needs: it runs on its own
-            self.sources[key] = found
+            keys = []
+            for i, (tag, branch) in enumerate((("a", slot.model.branch_a), ("b", slot.model.branch_b))):
+                want = slot.data.branch(i)
+                found = next((k for k, s in self.slots.items()
+                              if s.model is branch and not s.hidden and _feeds(s, want)), None)
+                if found is None:
+                    found = f"{key}.branch_{tag}"
+                    self.slots[found] = Slot.from_model(found, branch, want, hidden=True, labels=slot.labels)
+                if self.slots[found].labels != slot.labels:
+                    raise ValueError(f"{found} and {key} have different labels")
+                keys.append(found)
+            self._branch_keys[key] = tuple(keys)
+            if not any(self.slots[k].hidden for k in keys):
+                self.sources[key] = tuple(keys)
+
+    @property
+    def shown(self) -> dict:
+        """The slots the page shows, in order."""
+        return {k: s for k, s in self.slots.items() if not s.hidden}
 
     @classmethod
     def from_pretrained(cls, names: dict | None = None, **kw):
@@ -136,10 +154,11 @@ class Analyzer:
         return cls(models, **kw)
 
     # -- the pipeline ------------------------------------------------------------------------------------------
-    def analyze(self, image, *, maps: bool = True, whole_image_if_none: bool = False, target: str | None = None,
+    def analyze(self, image, *, maps: bool = False, whole_image_if_none: bool = False, target: str | None = None,
                 display_size: int = 224) -> Analysis:
-        """Run everything on one image (path, bytes, PIL image or array). ``maps=False`` skips Grad-CAM and
-        attention maps (live mode). ``target`` names the class Grad-CAM explains (default: each model's top)."""
+        """Run everything on one image (path, bytes, PIL image or array): decode, faces, crops, models, and with
+        ``maps`` Grad-CAM and own attention. ``target`` names the class Grad-CAM explains (default: the label
+        shown, each model's top)."""
         t = {}
         t0 = time.perf_counter()
         rgb = load_image(image)
@@ -157,84 +176,105 @@ class Analyzer:
             t1 = time.perf_counter()
             crops = {}  # one crop per distinct crop spec
             for slot in self.slots.values():
-                if slot.crop_key() not in crops:
-                    crops[slot.crop_key()] = [crop_face(rgb, f, slot.crop, slot.source_size, slot.grayscale)
-                                              for f in det.faces]
+                if slot.data.crop not in crops:
+                    crops[slot.data.crop] = [crop_face(rgb, f, slot.data.crop) for f in det.faces]
             t["crop"] = time.perf_counter() - t1
-            passes = {}
-            for key, slot in sorted(self.slots.items(), key=lambda kv: kv[0] in self.sources):  # branches first
-                t1 = time.perf_counter()
-                if key in self.sources:
-                    a, b = (passes[k] for k in self.sources[key])
-                    results = self._fuse(slot, a, b, maps, target, display_size)
-                else:
-                    passes[key], results = self._run(slot, crops[slot.crop_key()], maps, target, display_size)
-                for face, r in zip(faces, results):
-                    face.models[key] = r
-                t[key] = time.perf_counter() - t1
+            for face, models in zip(faces, self._read(crops, maps, target, display_size, t)):
+                face.models = models
         t["total"] = time.perf_counter() - t0
         result.timings_ms = {k: round(v * 1000, 1) for k, v in t.items()}
-        result.faces = faces
         return result
+
+    def read(self, crops, *, maps: bool = False, target: str | None = None,
+             display_size: int = 224) -> list[dict[str, ModelResult]]:
+        """The models on face crops already made (uint8, the crop spec's size and colour, e.g. FER+'s 48x48
+        grayscale images): per crop, ``{key: ModelResult}``. The page's path from the crops on."""
+        crops = list(crops)
+        by_spec = {}
+        for slot in self.slots.values():
+            spec = slot.data.crop
+            shape = (spec.size, spec.size) if spec.grayscale else (spec.size, spec.size, 3)
+            bad = next((c.shape for c in crops if c.shape != shape), None)
+            if bad is not None:
+                raise ValueError(f"{slot.key} reads {shape} crops, got {bad}")
+            by_spec[spec] = crops
+        return self._read(by_spec, maps, target, display_size, {})
+
+    def _read(self, crops: dict, maps, target, display_size, timings) -> list[dict[str, ModelResult]]:
+        n = len(next(iter(crops.values())))
+        per_face = [{} for _ in range(n)]
+        passes = {}
+        for key, slot in sorted(self.slots.items(), key=lambda kv: kv[0] in self._branch_keys):  # branches first
+            t1 = time.perf_counter()
+            if key in self._branch_keys:
+                a, b = (passes[k] for k in self._branch_keys[key])
+                results = self._fuse(slot, a, b, crops[slot.data.crop], maps, target, display_size)
+            else:
+                passes[key], results = self._run(slot, crops[slot.data.crop], maps and not slot.hidden, target,
+                                                 display_size, leaves=maps)
+            if not slot.hidden:
+                for face, r in zip(per_face, results):
+                    face[key] = r
+                timings[key] = time.perf_counter() - t1
+        return per_face
 
     @staticmethod
     def _probs(slot: Slot, logits) -> list[dict]:
         """Calibrated probabilities per face, highest first."""
-        p = (logits.detach() / slot.temperature).softmax(1).cpu().numpy()
+        p = (logits.detach().float() / slot.temperature).softmax(1).cpu().numpy()
         return [{slot.labels[j]: round(float(row[j]), 5) for j in np.argsort(-row)} for row in p]
 
-    def _run(self, slot: Slot, crops, maps, target, display_size):
+    def _run(self, slot: Slot, crops, maps, target, display_size, leaves: bool = False):
         """One model on its own: one forward (of the faces and, with test-time flip, their mirror images) serves
-        logits, own attention and (with maps) a cheap Grad-CAM."""
+        logits, own attention and (with maps) Grad-CAM of the shown label for the faces alone. ``leaves`` keeps
+        the target-layer activations for a fusion's Grad-CAM."""
         n = len(crops)
         x = slot.batch(crops)
         batch = torch.cat([x, slot.batch(crops, flip=True)]) if slot.tta_flip else x
-        if maps:
-            classes = None if target is None else [slot.labels.index(target)] * len(batch)
-            cams, det, leaves = gradcam_with_details(slot.model, batch, classes)  # rows are independent (eval)
-            cams = resize_maps(torch.from_numpy(cams[:n]), display_size)
+        cams, kept = None, []
+        if maps or leaves:
+            classes = None if target is None else [slot.labels.index(target)] * n
+            cam_maps, det, kept = gradcam_with_details(slot.model, batch, classes, shown=n)
+            if maps:
+                cams = resize_maps(torch.from_numpy(cam_maps), display_size)
         else:
             with model_lock(slot.model), torch.inference_mode():
                 det = slot.model.forward_details(batch)
-            cams, leaves = None, []
         faces = _rows(det, n)
-        if maps and "branches" in faces:  # a fusion run on its own: its branches' maps, mixed by its weights
-            att = self._mixed_attention(faces["branches"]["a"], faces["branches"]["b"], faces["branch_weights"],
-                                        display_size)
-        else:
-            att = own_attention(faces["attention"], display_size) if maps else None
-        weights = faces["branch_weights"].detach() if "branch_weights" in faces else None
-        probs = self._probs(slot, _view_logits(det["logits"], n))
-        results = [ModelResult(slot.key, p, seen,
-                               gradcam=None if cams is None else cams[i], attention=None if att is None else att[i],
-                               branch_weights=None if weights is None else self._weights(slot, weights[i]))
-                   for i, (p, seen) in enumerate(zip(probs, slot.seen(x)))]
-        return _Pass(det, leaves, crops), results
+        att = own_attention(faces["attention"], display_size) if maps else None
+        logits = _view_logits(det["logits"].detach().float(), n)
+        results = [ModelResult(slot.key, p, seen, gradcam=None if cams is None else cams[i],
+                               attention=None if att is None else att[i], logits=logits[i].cpu().numpy())
+                   for i, (p, seen) in enumerate(zip(self._probs(slot, logits), slot.seen(x)))]
+        return _Pass(det, kept, n), results
 
-    def _fuse(self, slot: Slot, a: _Pass, b: _Pass, maps, target, display_size):
-        """A fusion from its branches' passes: fused logits, Grad-CAM through the reused activations, the
-        branches' own attention mixed by the per-face branch weights."""
-        fusion, n = slot.model, len(a.crops)
+    def _fuse(self, slot: Slot, a: _Pass, b: _Pass, crops, maps, target, display_size):
+        """A fusion from its branches' passes: fused logits; Grad-CAM of the shown label through the reused
+        activations and the branches' own attention, each branch's map mixed by the per-face branch weights."""
+        fusion, n = slot.model, a.n
         with model_lock(fusion), torch.enable_grad() if maps else torch.inference_mode():
             out = fusion.fuse(a.details, b.details)
-        cams = att = None
+        logits = _view_logits(out["logits"].detach().float(), n)
         w = out["branch_weights"].detach()[:n]
+        cams = att = None
         if maps:
-            k = out["logits"].detach()[:n].argmax(1) if target is None else torch.full(
-                (n,), slot.labels.index(target), dtype=torch.long)
-            cams = gradcam_from_leaves(out["logits"][:n].gather(1, k[:, None]), a.leaves + b.leaves,
-                                       display_size)[:n]
-            att = self._mixed_attention(_rows(a.details, n), _rows(b.details, n), w, display_size)
-        x = slot.batch(a.crops)
+            k = logits.argmax(1) if target is None else torch.full((n,), slot.labels.index(target), dtype=torch.long)
+            scores = out["logits"][:n].gather(1, k[:, None])
+            cams = self._mix(w, gradcam_from_leaves(scores, a.leaves, display_size),
+                             gradcam_from_leaves(scores, b.leaves, display_size))
+            att = self._mix(w, own_attention(_rows(a.details, n)["attention"], display_size),
+                            own_attention(_rows(b.details, n)["attention"], display_size))
+        x = slot.batch(crops)
         return [ModelResult(slot.key, p, seen, gradcam=None if cams is None else cams[i],
-                            attention=None if att is None else att[i], branch_weights=self._weights(slot, w[i]))
-                for i, (p, seen) in enumerate(zip(self._probs(slot, _view_logits(out["logits"], n)), slot.seen(x)))]
+                            attention=None if att is None else att[i], branch_weights=self._weights(slot, w[i]),
+                            logits=logits[i].cpu().numpy())
+                for i, (p, seen) in enumerate(zip(self._probs(slot, logits), slot.seen(x)))]
 
     @staticmethod
-    def _mixed_attention(det_a: dict, det_b: dict, weights, size) -> np.ndarray:
-        w = weights.detach().cpu().numpy()[:, :, None, None]
-        return (w[:, 0] * own_attention(det_a["attention"], size)
-                + w[:, 1] * own_attention(det_b["attention"], size)).astype(np.float32)
+    def _mix(weights, map_a: np.ndarray, map_b: np.ndarray) -> np.ndarray:
+        """Each branch's map (normalised) weighted by that face's weight of the branch."""
+        w = weights.detach().float().cpu().numpy()[:, :, None, None]
+        return (w[:, 0] * map_a + w[:, 1] * map_b).astype(np.float32)
 
     def _weights(self, slot: Slot, w) -> dict:
         names = self.sources.get(slot.key, ("branch_a", "branch_b"))

@@ -2,7 +2,8 @@
 
 Arrays (the model's input, its Grad-CAM and own-attention maps) stay on the objects for the page and the CLI's
 ``--maps``; ``to_json`` gives the plain-JSON part (boxes, probabilities, top labels, branch weights, agreement)
-that the ``predict`` API endpoint and the CLI write.
+that the ``predict`` API endpoint and the CLI write, and with ``maps=True`` each computed map as an 8-bit
+grayscale PNG (base64; 0 = no weight, 255 = the most).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class ModelResult:
     gradcam: np.ndarray | None = None  # H x W in [0, 1] at the display size (None in live mode)
     attention: np.ndarray | None = None  # the model's own attention, same size
     branch_weights: dict[str, float] | None = None  # a fusion's per-sample weight of each branch
+    logits: np.ndarray | None = None  # before the temperature, averaged over the test-time views (not in to_json)
 
     @property
     def top(self) -> str:
@@ -38,11 +40,26 @@ class ModelResult:
     def name(self) -> str:
         return display_name(self.key)
 
-    def to_json(self) -> dict:
+    def to_json(self, maps: bool = False) -> dict:
         out = {"probs": self.probs, "top": self.top, "confidence": self.confidence}
         if self.branch_weights is not None:
             out["branch_weights"] = self.branch_weights
+        if maps:
+            out.update({f"{kind}_png": map_png(getattr(self, kind)) for kind in ("gradcam", "attention")
+                        if getattr(self, kind) is not None})
         return out
+
+
+def map_png(heat: np.ndarray) -> str:
+    """A map in [0, 1] as a base64 8-bit grayscale PNG."""
+    import base64
+
+    import cv2
+
+    ok, buf = cv2.imencode(".png", np.uint8(np.round(np.clip(heat, 0, 1) * 255)))
+    if not ok:
+        raise ValueError("could not encode a map")
+    return base64.b64encode(buf.tobytes()).decode("ascii")
 
 
 @dataclass
@@ -57,9 +74,9 @@ class FaceResult:
     def agreement(self) -> dict:
         return agreement(self.models)
 
-    def to_json(self) -> dict:
+    def to_json(self, maps: bool = False) -> dict:
         return {"index": self.index, "box": self.box, "score": self.score, "landmarks": self.landmarks,
-                "models": {k: m.to_json() for k, m in self.models.items()}, "agreement": self.agreement}
+                "models": {k: m.to_json(maps) for k, m in self.models.items()}, "agreement": self.agreement}
 
 
 @dataclass
@@ -74,10 +91,25 @@ class Analysis:
         """Face ``index`` (1-based), or the first one if there is no such face."""
         return next((f for f in self.faces if f.index == index), self.faces[0])
 
-    def to_json(self) -> dict:
+    def to_json(self, maps: bool = False) -> dict:
         return {"image_size": [int(self.image.shape[1]), int(self.image.shape[0])], "detector": self.detector,
-                "faces": [f.to_json() for f in self.faces], "notes": list(self.notes),
+                "faces": [f.to_json(maps) for f in self.faces], "notes": list(self.notes),
                 "timings_ms": dict(self.timings_ms)}
+
+    def for_display(self, max_side: int = 1280) -> Analysis:
+        """A copy for the page to keep between events: the image downscaled to ``max_side`` at most, the boxes
+        and landmarks scaled with it (the maps and the models' inputs are small already)."""
+        import cv2
+
+        h, w = self.image.shape[:2]
+        k = min(1.0, max_side / max(h, w))
+        if k == 1.0:
+            return self
+        image = cv2.resize(self.image, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+        faces = [FaceResult(f.index, [v * k for v in f.box], f.score,
+                            None if f.landmarks is None else [[x * k, y * k] for x, y in f.landmarks], f.models)
+                 for f in self.faces]
+        return Analysis(image, self.detector, faces, list(self.notes), dict(self.timings_ms))
 
 
 def agreement(models: dict[str, ModelResult]) -> dict:

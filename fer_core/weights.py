@@ -30,7 +30,8 @@ from torch import nn
 
 from .files import atomic_output, write_text_atomic
 from .labels import get_label_set
-from .models.registry import IMAGENET_MEAN, IMAGENET_STD, create_model, get_entry, model_config_args
+from .models.registry import create_model, get_entry, model_config_args
+from .preprocess import FER_CROP, IMAGENET_MEAN, IMAGENET_STD
 from .pretrained import PRETRAINED, PROJECT_WEIGHTS, PretrainedEntry, list_pretrained, weights_source
 
 FORMAT_VERSION = 1
@@ -38,8 +39,6 @@ WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"
 STORAGE_DTYPES = ("float32", "float16", "int8")
 SCALE_SUFFIX = ".__scale__"
 SMALL_TENSOR = 4096  # tensors with fewer elements stay float32 whatever the storage dtype
-# How training crops looked: FER+/FER2013 images are 48x48 grayscale crops of roughly the face box.
-DEFAULT_CROP = {"box_scale": 1.15, "align": "eyes", "square": True, "source_size": 48}
 
 
 class WeightsError(RuntimeError):
@@ -119,7 +118,7 @@ def build_config(model: nn.Module, *, label_set, input_size=None, mean=IMAGENET_
         "mean": list(mean),
         "std": list(std),
         "grayscale": bool(grayscale),
-        "crop": dict(crop or DEFAULT_CROP),
+        "crop": dict(crop or FER_CROP.to_config()),
         "temperature": float(temperature),
         "tta_flip": bool(tta_flip),
         "provenance": dict(provenance or {}),

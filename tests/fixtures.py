@@ -56,23 +56,24 @@ def write_class_folders(root: Path, names, n_per_class=4, size=48, channels=1, s
 
 def make_weights(root: Path, seed: int = 0, tta_flip: bool = False) -> Path:
     """Untrained but complete weights for the three shipped names (ddamfn, resnet_dda, fusion) in a
-    weights/-style folder: real architectures (a slim ResNet18+DDA), real configs, the fusion referencing
-    its branches."""
+    weights/-style folder, at the shipped input sizes (DDAMFN 64 px, ResNet+DDA 80 px, the fusion feeding each
+    branch its own size from the same 48 px crop): real architectures (a slim ResNet18+DDA), real configs, the
+    fusion referencing its branches."""
     import torch
 
     from fer_core import create_model, save_pretrained
     from fer_core.weights import build_config
 
     torch.manual_seed(seed)
-    a = create_model("ddamfn").eval()
+    a = create_model("ddamfn", input_size=64).eval()
     b = create_model("resnet18_dda", dda_stages=(3, 4), dda_width=64, c_mid=64).eval()
-    for name, m, size in (("ddamfn", a, 112), ("resnet_dda", b, 112)):
+    for name, m, size in (("ddamfn", a, 64), ("resnet_dda", b, 80)):
         save_pretrained(m, root / name, build_config(m, label_set="ferplus", input_size=(3, size, size),
                                                      tta_flip=tta_flip, temperature=1.3))
-    fusion = create_model("fusion", branch_a=a, branch_b=b, branch_input_sizes=[(112, 112), (112, 112)]).eval()
+    fusion = create_model("fusion", branch_a=a, branch_b=b, branch_input_sizes=[(64, 64), (80, 80)]).eval()
     with torch.no_grad():
         fusion.head.weight.normal_(0, 0.05)
-    save_pretrained(fusion, root / "fusion", build_config(fusion, label_set="ferplus", input_size=(3, 112, 112),
+    save_pretrained(fusion, root / "fusion", build_config(fusion, label_set="ferplus", input_size=(3, 80, 80),
                                                           tta_flip=tta_flip),
                     branch_refs={"branch_a": "../ddamfn", "branch_b": "../resnet_dda"})
     return root

@@ -80,6 +80,39 @@ def test_gradio_client_gets_the_analysis_json_alone(app):
     assert chosen["faces"][0]["models"]["ddamfn"]["probs"] == face["models"]["ddamfn"]["probs"]
     endpoints = client.view_api(return_format="dict")["named_endpoints"]
     assert list(endpoints) == ["/predict"]  # the page's own events are not part of the API
+    # no maps unless asked; asked, each model's two maps come as 8-bit grayscale PNGs
+    assert not any(k.endswith("_png") for m in face["models"].values() for k in m)
+    with_maps = client.predict(handle_file(str(HOPPER)), False, "predicted class", True, api_name="/predict")
+    peaks = {}
+    for key, m in with_maps["faces"][0]["models"].items():
+        assert m["probs"] == face["models"][key]["probs"]
+        for kind in ("gradcam_png", "attention_png"):
+            img = cv2.imdecode(np.frombuffer(__import__("base64").b64decode(m[kind]), np.uint8), cv2.IMREAD_UNCHANGED)
+            assert img.shape == (224, 224) and img.dtype == np.uint8, (key, kind)
+            peaks[key, kind] = int(img.max())
+    # (an untrained model's map may be flat, hence zero once normalised: the test weights are untrained)
+    assert any(peaks[k, "attention_png"] > 0 for k in MODELS) and any(peaks[k, "gradcam_png"] > 0 for k in MODELS)
+
+
+def test_every_analysis_event_shares_one_concurrency_group_sized_to_the_machine(test_weights, monkeypatch):
+    """The page's events that run the models and the API share one group, so that the queue sees every analysis
+    that competes for the cores; its size is the machine's (one on two cores at two threads each)."""
+    monkeypatch.setenv("FER_WEIGHTS_DIR", str(test_weights))
+    from demo.ui import analysis_concurrency, build_demo
+    from fer_core.predict import Analyzer
+
+    analyzer = Analyzer.from_pretrained({k: test_weights / k for k in MODELS}, detector="haar")
+    demo = build_demo(analyzer, concurrency=1)
+    running = [d for d in demo.fns.values() if d.fn is not None and d.name not in ("lambda", "<lambda>")]
+    groups = {d.name: (d.concurrency_id, d.concurrency_limit) for d in running}
+    for name in ("on_analyse", "on_pick", "on_mode", "on_live", "predict"):
+        assert groups[name] == ("analysis", 1), (name, groups)
+    monkeypatch.delenv("FER_CONCURRENCY", raising=False)
+    import torch
+    expected = max(1, (os.cpu_count() or 1) // torch.get_num_threads())
+    assert analysis_concurrency() == (torch.cuda.device_count() if torch.cuda.is_available() else expected)
+    monkeypatch.setenv("FER_CONCURRENCY", "3")
+    assert analysis_concurrency() == 3
 
 
 def _bad_corpus(tmp):

@@ -9,7 +9,8 @@ import torch
 from conftest import SHARED
 from fer_core.data import (DatasetError, load_cache, read_affectnet, read_dataset, read_fer2013_csv, read_ferplus,
                            read_image_folder, read_rafdb, save_cache)
-from fer_core.data.augment import AugmentConfig, GpuAugment, eval_transform
+from fer_core.data.augment import AugmentConfig, GpuAugment
+from fer_core.preprocess import DataConfig, build_transform
 from fixtures import face_like, write_class_folders, write_ferplus
 
 FERPLUS_REAL = SHARED / "datasets" / "ferplus"
@@ -162,10 +163,25 @@ def test_augment_is_seeded_and_shaped():
     assert x1.shape == (6, 3, 112, 112) and torch.equal(x1, x2) and torch.equal(t1, t2) and not torch.equal(x1, x3)
     assert torch.allclose(t1.sum(1), torch.ones(6))
     # with every augmentation off it is exactly the deterministic eval transform
+    half = dict(mean=(0.5,) * 3, std=(0.5,) * 3)
     plain = GpuAugment(112, (0.5,) * 3, (0.5,) * 3, AugmentConfig(flip=0, affine_p=0, erase_p=0))
     x, _ = plain(imgs, targets, torch.Generator().manual_seed(0))
-    ref = eval_transform(imgs, 112, (0.5,) * 3, (0.5,) * 3)
+    ref = build_transform(DataConfig((112,), **half))(imgs)
     assert (x - ref).abs().max() < 0.05  # bilinear resampling vs antialiased resize
     flip_only = GpuAugment(48, (0.5,) * 3, (0.5,) * 3, AugmentConfig(flip=1.0, affine_p=0, erase_p=0))
     xf, _ = flip_only(imgs, targets, torch.Generator().manual_seed(0))
-    assert torch.allclose(xf, eval_transform(imgs, 48, (0.5,) * 3, (0.5,) * 3, flip=True), atol=1e-5)
+    assert torch.allclose(xf, build_transform(DataConfig((48,), **half))(imgs, flip=True), atol=1e-5)
+
+
+def test_augment_feeds_a_fusion_each_size_from_the_same_draw():
+    """Several input sizes (a fusion's branches): one affine, one erased box, one mix, each resampled from the
+    same uint8 images; at equal sizes the outputs are identical, and the targets are mixed once."""
+    imgs = torch.randint(0, 256, (6, 48, 48), dtype=torch.uint8)
+    targets = torch.eye(8)[:6]
+    cfg = AugmentConfig(erase_p=1.0, mixup=0.4, cutmix=1.0, mix_p=1.0)
+    (a, b, c), t = GpuAugment((64, 80, 64), (0.5,) * 3, (0.5,) * 3, cfg)(imgs, targets, torch.Generator().manual_seed(5))
+    single, t1 = GpuAugment(64, (0.5,) * 3, (0.5,) * 3, cfg)(imgs, targets, torch.Generator().manual_seed(5))
+    assert a.shape[-1] == 64 and b.shape[-1] == 80 and torch.equal(a, c) and torch.equal(a, single)
+    assert torch.equal(t, t1)
+    small = torch.nn.functional.interpolate(b, size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
+    assert (small - a).abs().mean() < 0.1  # the same picture at two sizes

@@ -13,6 +13,7 @@ from fer_core import create_model
 from fer_core.explain import gradcam_from_leaves, gradcam_with_details, own_attention, resize_maps
 from fer_core.faces import Face, HaarDetector, YuNetDetector, crop_face, detect_faces, make_detector
 from fer_core.images import load_image
+from fer_core.preprocess import CropSpec
 from fer_core.predict import Analyzer
 from fer_core.results import ModelResult, agreement
 from fer_core.weights import load_weights
@@ -107,9 +108,14 @@ def test_embedded_yunet_is_the_offline_default_and_its_sha256_is_checked(monkeyp
 def test_crop_levels_the_eyes_and_matches_the_config():
     rgb = load_image(HOPPER)
     face = detect_faces(rgb, YuNetDetector(YUNET)).faces[0]
-    g = crop_face(rgb, face, {"box_scale": 1.15, "align": "eyes"}, 48, grayscale=True)
-    c = crop_face(rgb, face, {"box_scale": 1.15, "align": "eyes"}, 112, grayscale=False)
+    g = crop_face(rgb, face, CropSpec(box_scale=1.15, align="eyes", size=48))
+    c = crop_face(rgb, face, CropSpec(box_scale=1.15, align="eyes", size=112, grayscale=False))
     assert g.shape == (48, 48) and g.dtype == np.uint8 and c.shape == (112, 112, 3)
+    # the vertical offset moves the crop down by that fraction of the box height
+    x, y, w, h = face.box
+    down = crop_face(rgb, face, CropSpec(box_scale=1.15, align="none", y_offset=0.25, size=48))
+    shifted = Face((x, y + 0.25 * h, w, h), 1.0, None)
+    assert np.array_equal(down, crop_face(rgb, shifted, CropSpec(box_scale=1.15, align="none", size=48)))
     # rotate the photo by 20 degrees: the aligned crop is (nearly) the same as from the upright photo
     h, w = rgb.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), 20, 1.0)
@@ -117,8 +123,8 @@ def test_crop_levels_the_eyes_and_matches_the_config():
     rface = detect_faces(rot, YuNetDetector(YUNET)).faces[0]
     (rx, ry), (lx, ly) = rface.landmarks[:2]
     assert abs(np.degrees(np.arctan2(ly - ry, lx - rx)) + 20) < 6
-    aligned = crop_face(rot, rface, {"box_scale": 1.15, "align": "eyes"}, 48, grayscale=True)
-    unaligned = crop_face(rot, Face(rface.box, 1.0, None), {"box_scale": 1.15}, 48, grayscale=True)
+    aligned = crop_face(rot, rface, CropSpec(box_scale=1.15, align="eyes", size=48))
+    unaligned = crop_face(rot, Face(rface.box, 1.0, None), CropSpec(box_scale=1.15, align="eyes", size=48))
     err = lambda a: np.abs(a.astype(float) - g.astype(float)).mean()  # noqa: E731
     assert err(aligned) < 0.8 * err(unaligned)  # the box itself also changes with the rotation
 
@@ -157,7 +163,7 @@ def test_own_attention_leaves_out_masks_coarser_than_4x4():
 
 
 def test_analyze_photo(analyzer):
-    r = analyzer.analyze(HOPPER)
+    r = analyzer.analyze(HOPPER, maps=True)
     assert r.detector == "yunet" and len(r.faces) == 1 and analyzer.sources == {"fusion": ("ddamfn", "resnet_dda")}
     f = r.faces[0]
     assert set(f.models) == {"ddamfn", "resnet_dda", "fusion"}
@@ -167,10 +173,13 @@ def test_analyze_photo(analyzer):
         for kind in ("gradcam", "attention"):
             heat = getattr(m, kind)
             assert heat.shape == (224, 224) and 0 <= heat.min() and heat.max() <= 1, (key, kind)
-        assert m.input_image.shape == (112, 112) and m.input_image.dtype == np.uint8  # grayscale, as the model saw
+        size = analyzer.slots[key].size
+        assert m.input_image.shape == (size, size) and m.input_image.dtype == np.uint8  # grayscale, as the model saw
+    assert [analyzer.slots[k].size for k in ("ddamfn", "resnet_dda", "fusion")] == [64, 80, 80]  # as shipped
     w = f.models["fusion"].branch_weights
     assert set(w) == {"ddamfn", "resnet_dda"} and abs(w["ddamfn"] + w["resnet_dda"] - 1) < 1e-3
     assert set(r.timings_ms) >= {"decode", "detect", "crop", "ddamfn", "resnet_dda", "fusion", "total"}
+    assert analyzer.analyze(HOPPER).faces[0].models["ddamfn"].gradcam is None  # maps only when asked
     assert f.agreement["text"]
     j = json.loads(json.dumps(r.to_json()))  # plain JSON, no arrays
     assert j["faces"][0]["models"]["fusion"]["branch_weights"] == w and "gradcam" not in j["faces"][0]["models"]["ddamfn"]
@@ -182,62 +191,95 @@ def test_what_the_model_saw_is_its_input_tensor(analyzer):
     r = analyzer.analyze(HOPPER, maps=False)
     slot = analyzer.slots["ddamfn"]
     face = detect_faces(r.image, analyzer.detector).faces[0]
-    x = slot.batch([crop_face(r.image, face, slot.crop, slot.source_size, slot.grayscale)])
+    x = slot.batch([crop_face(r.image, face, slot.data.crop)])
     seen = r.faces[0].models["ddamfn"].input_image
-    back = (torch.from_numpy(seen).float() / 255 - slot.mean[0]) / slot.std[0]
-    assert torch.allclose(back, x[0, 0], atol=0.5 / 255 / min(slot.std))
+    back = (torch.from_numpy(seen).float() / 255 - slot.data.mean[0]) / slot.data.std[0]
+    assert torch.allclose(back, x[0, 0], atol=0.5 / 255 / min(slot.data.std))
 
 
-def test_fusion_reuse_gives_what_the_fusion_model_computes(analyzer):
-    """The fused probabilities from the branches' reused outputs equal a plain run of the fusion model."""
+def test_the_fusion_is_served_as_evaluated(analyzer):
+    """The fused logits from the branches' reused passes equal the fusion model's own forward on its transform's
+    input (each branch fed its own size from the same crop, as in training and evaluation), test-time flip
+    included; and each branch slot is fed exactly what the fusion gives that branch."""
+    from fer_core.preprocess import resolve_data_config
+    from fer_core.train.evaluation import predict_logits
+
     r = analyzer.analyze(ASTRONAUT, maps=False)
-    f = r.faces[0]
     slot = analyzer.slots["fusion"]
     face = detect_faces(r.image, analyzer.detector).faces[0]
-    g = crop_face(r.image, face, slot.crop, slot.source_size, slot.grayscale)
-    with torch.no_grad():
-        logits = (slot.model(slot.batch([g])) + slot.model(slot.batch([g], flip=True))) / 2
-    p = (logits / slot.temperature).softmax(1)[0]
-    for name, v in f.models["fusion"].probs.items():
+    g = crop_face(r.image, face, slot.data.crop)
+    xa, xb = slot.batch([g])
+    assert xa.shape[-1] == 64 and xb.shape[-1] == 80
+    assert torch.equal(xa, analyzer.slots["ddamfn"].batch([g])) and torch.equal(xb, analyzer.slots["resnet_dda"].batch([g]))
+    ref = predict_logits(slot.model, torch.from_numpy(g[None]), resolve_data_config(slot.model))[0]
+    assert torch.allclose(torch.from_numpy(r.faces[0].models["fusion"].logits), ref, atol=1e-5)
+    p = (ref / slot.temperature).softmax(0)
+    for name, v in r.faces[0].models["fusion"].probs.items():
         assert abs(v - float(p[slot.labels.index(name)])) < 1e-4
 
 
-def test_one_forward_for_both_views_gives_the_maps_of_the_faces_alone(analyzer):
-    """With test-time flip the faces and their mirror images share one batch: each model's Grad-CAM and
-    probabilities, and the fusion's Grad-CAM through the reused activations, are those of the faces alone."""
-    r = analyzer.analyze(ASTRONAUT)
+def test_gradcam_explains_the_label_shown(analyzer):
+    """With test-time flip the faces and their mirror images share one forward: each model's Grad-CAM is that of
+    the face alone for the class shown (the top of the flip-averaged probabilities, which may differ from the
+    face's own top), and the fusion's map is each branch's Grad-CAM of the fused score mixed by the branch
+    weights."""
+    r = analyzer.analyze(ASTRONAUT, maps=True)
+    f = r.faces[0]
     face = detect_faces(r.image, analyzer.detector).faces[0]
     leaves = []
     for key in ("ddamfn", "resnet_dda"):
         slot = analyzer.slots[key]
         assert slot.tta_flip
-        x = slot.batch([crop_face(r.image, face, slot.crop, slot.source_size, slot.grayscale)])
-        cams, det, layer = gradcam_with_details(slot.model, x)
+        x = slot.batch([crop_face(r.image, face, slot.data.crop)])
+        shown = slot.labels.index(f.models[key].top)
+        cams, det, layer = gradcam_with_details(slot.model, x, classes=[shown])
         leaves.append((det, layer))
-        assert np.allclose(r.faces[0].models[key].gradcam, resize_maps(torch.from_numpy(cams), 224)[0], atol=1e-4)
+        assert np.allclose(f.models[key].gradcam, resize_maps(torch.from_numpy(cams), 224)[0], atol=1e-4)
     fusion = analyzer.slots["fusion"].model
     with torch.enable_grad():
         out = fusion.fuse(leaves[0][0], leaves[1][0])
-    k = out["logits"].detach().argmax(1)
-    cam = gradcam_from_leaves(out["logits"].gather(1, k[:, None]), leaves[0][1] + leaves[1][1], 224)[0]
-    assert np.allclose(r.faces[0].models["fusion"].gradcam, cam, atol=1e-4)
+    k = torch.tensor([[analyzer.slots["fusion"].labels.index(f.models["fusion"].top)]])
+    score = out["logits"].gather(1, k)
+    w = f.models["fusion"].branch_weights
+    mixed = (w["ddamfn"] * gradcam_from_leaves(score, leaves[0][1], 224)[0]
+             + w["resnet_dda"] * gradcam_from_leaves(score, leaves[1][1], 224)[0])
+    assert np.allclose(f.models["fusion"].gradcam, mixed, atol=2e-3)  # branch weights are rounded to 1e-4
     plain = analyzer.analyze(ASTRONAUT, maps=False).faces[0]
     for key in ("ddamfn", "resnet_dda", "fusion"):
         for name, v in plain.models[key].probs.items():
-            assert abs(v - r.faces[0].models[key].probs[name]) < 1e-4, (key, name)
+            assert abs(v - f.models[key].probs[name]) < 1e-4, (key, name)
+
+
+def test_gradcam_of_a_face_targets_its_flip_averaged_top_and_spares_the_mirror_rows():
+    """gradcam_with_details with ``shown``: rows after the shown ones are other views; each shown row's map is for
+    the top of its logits averaged over its views, and no gradient starts from the other views."""
+    torch.manual_seed(0)
+    model = create_model("ddamfn", input_size=64).eval()
+    x = torch.randn(2, 3, 64, 64)
+    both = torch.cat([x, x.flip(3)])
+    cams, det, leaves = gradcam_with_details(model, both, shown=2)
+    with torch.no_grad():
+        logits = model(both)
+    top = ((logits[:2] + logits[2:]) / 2).argmax(1)
+    ref, _, _ = gradcam_with_details(model, x, classes=top.tolist())
+    assert cams.shape == (2, 64, 64) and np.allclose(cams, ref, atol=1e-4)
 
 
 def test_a_fusion_without_its_branches_runs_on_its_own(weights):
     fusion = load_weights(weights / "fusion")
     alone = Analyzer({"fusion": fusion}, detector=YuNetDetector(YUNET))
     assert alone.sources == {}
-    m = alone.analyze(HOPPER).faces[0].models["fusion"]
+    m = alone.analyze(HOPPER, maps=True).faces[0].models["fusion"]
     assert m.gradcam.shape == m.attention.shape == (224, 224) and set(m.branch_weights) == {"branch_a", "branch_b"}
+    assert list(alone.shown) == ["fusion"]  # its branches run in hidden slots, fed what the fusion gives them
+    shared = Analyzer.from_pretrained({k: weights / k for k in ("ddamfn", "resnet_dda", "fusion")},
+                                      detector=YuNetDetector(YUNET)).analyze(HOPPER).faces[0].models["fusion"]
+    assert np.allclose(alone.analyze(HOPPER).faces[0].models["fusion"].logits, shared.logits, atol=1e-5)
 
 
 def test_explain_a_chosen_class(analyzer):
-    a = analyzer.analyze(HOPPER, target="fear").faces[0].models["ddamfn"].gradcam
-    b = analyzer.analyze(HOPPER, target="happiness").faces[0].models["ddamfn"].gradcam
+    a = analyzer.analyze(HOPPER, maps=True, target="fear").faces[0].models["ddamfn"].gradcam
+    b = analyzer.analyze(HOPPER, maps=True, target="happiness").faces[0].models["ddamfn"].gradcam
     assert not np.allclose(a, b)
 
 

@@ -3,7 +3,9 @@
 The whole dataset stays on the device as uint8. For a batch of indices, :class:`GpuAugment` gathers the images,
 builds one random affine per sample (horizontal flip, rotation, scale, translation = random crop with padding),
 and resamples straight from the stored 48x48 (or any) size to the model's input size with one ``grid_sample``,
-then normalises and applies random erasing; mixup / cutmix are optional. All randomness comes from the
+then normalises and applies random erasing; mixup / cutmix are optional. A model with several inputs (a fusion,
+one per branch) gets each at its own size from the same draw: the same affine, erased box and mix, resampled
+from the same uint8 images. All randomness comes from the
 ``torch.Generator`` passed in, so a step's augmentation is a function of its seed (what makes resumed runs
 bit-identical on CPU).
 """
@@ -17,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..options import option
+from ..preprocess import normalize, to_float_rgb
 
 
 @dataclass
@@ -34,54 +37,44 @@ class AugmentConfig:
     mix_p: float = option(0.5, "probability that a batch is mixed, when mixup or cutmix is on")
 
 
-def to_float_rgb(images: torch.Tensor) -> torch.Tensor:
-    """uint8 ``B x H x W`` or ``B x H x W x 3`` -> float ``B x 3 x H x W`` in [0, 1]."""
-    x = images.float().div_(255)
-    if x.dim() == 3:
-        return x.unsqueeze(1).expand(-1, 3, -1, -1)
-    return x.permute(0, 3, 1, 2)
-
-
-def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
-    m = torch.as_tensor(mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    s = torch.as_tensor(std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-    return (x - m) / s
-
-
-def eval_transform(images: torch.Tensor, size: int, mean, std, flip: bool = False) -> torch.Tensor:
-    """Deterministic preprocessing: resize (bilinear, antialiased) to ``size`` and normalise."""
-    x = to_float_rgb(images)
-    if x.shape[-2:] != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    if flip:
-        x = x.flip(3)
-    return normalize(x, mean, std)
-
-
 def _uniform(n, lo, hi, g, device):
     return torch.rand(n, generator=g, device=device) * (hi - lo) + lo
 
 
 class GpuAugment:
-    def __init__(self, size: int, mean, std, cfg: AugmentConfig | None = None):
-        self.size, self.mean, self.std, self.cfg = size, mean, std, cfg or AugmentConfig()
+    def __init__(self, sizes, mean, std, cfg: AugmentConfig | None = None):
+        """``sizes``: the model's input side, or a tuple of sides (one input per size, from the same draw)."""
+        self.sizes = tuple(sizes) if isinstance(sizes, (tuple, list)) else (int(sizes),)
+        self.mean, self.std, self.cfg = mean, std, cfg or AugmentConfig()
 
     def __call__(self, images: torch.Tensor, targets: torch.Tensor, g: torch.Generator):
-        """``images`` uint8 on the device; ``targets`` ``B x C`` probabilities. Returns (x, targets)."""
+        """``images`` uint8 on the device; ``targets`` ``B x C`` probabilities. Returns (x, targets), ``x`` a
+        tuple when there are several sizes."""
         c, dev = self.cfg, images.device
         b = images.shape[0]
-        x = to_float_rgb(images)
+        src = to_float_rgb(images)
         theta = self._affine(b, g, dev)
-        grid = F.affine_grid(theta, (b, 3, self.size, self.size), align_corners=False)
-        if x.shape[-1] > 2 * self.size:  # downscaling a lot: pre-shrink so bilinear sampling does not alias
-            x = F.interpolate(x, size=(2 * self.size, 2 * self.size), mode="area")
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
-        x = normalize(x, self.mean, self.std)
-        if c.erase_p > 0:
-            x = self._erase(x, g)
+        erase = self._erase_boxes(b, g, dev) if c.erase_p > 0 else None
+        mix = None
         if (c.mixup > 0 or c.cutmix > 0) and float(torch.rand((), generator=g, device=dev)) < c.mix_p:
-            x, targets = self._mix(x, targets, g)
-        return x, targets
+            mix = self._mix_draw(b, g, dev)
+        outs = []
+        for size in self.sizes:
+            x = src
+            if x.shape[-1] > 2 * size:  # downscaling a lot: pre-shrink so bilinear sampling does not alias
+                x = F.interpolate(x, size=(2 * size, 2 * size), mode="area")
+            grid = F.affine_grid(theta, (b, 3, size, size), align_corners=False)
+            x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+            x = normalize(x, self.mean, self.std)
+            if erase is not None:
+                x = x.masked_fill(_box_mask(erase, size).unsqueeze(1), 0.0)
+            if mix is not None:
+                x = self._mix_apply(x, mix)
+            outs.append(x)
+        if mix is not None:
+            perm, lam = mix["perm"], mix["lam"]
+            targets = lam * targets + (1 - lam) * targets[perm]
+        return (outs[0] if len(outs) == 1 else tuple(outs)), targets
 
     def _affine(self, b, g, dev):
         c = self.cfg
@@ -95,38 +88,49 @@ class GpuAugment:
         theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
         return theta
 
-    def _erase(self, x, g):
-        c, (b, _, h, w), dev = self.cfg, x.shape, x.device
-        area = _uniform(b, *c.erase_scale, g, dev) * h * w
+    def _erase_boxes(self, b, g, dev) -> torch.Tensor:
+        """Random-erasing boxes as fractions of the side, ``B x 5`` (y0, y1, x0, x1, on)."""
+        c = self.cfg
+        area = _uniform(b, *c.erase_scale, g, dev)
         logr = _uniform(b, math.log(c.erase_ratio[0]), math.log(c.erase_ratio[1]), g, dev)
-        eh = (area * logr.exp()).sqrt().clamp(1, h)
-        ew = (area / logr.exp()).sqrt().clamp(1, w)
-        y0 = torch.rand(b, generator=g, device=dev) * (h - eh)
-        x0 = torch.rand(b, generator=g, device=dev) * (w - ew)
-        on = torch.rand(b, generator=g, device=dev) < c.erase_p
-        ys = torch.arange(h, device=dev).view(1, h, 1)
-        xs = torch.arange(w, device=dev).view(1, 1, w)
-        box = ((ys >= y0.view(-1, 1, 1)) & (ys < (y0 + eh).view(-1, 1, 1)) &
-               (xs >= x0.view(-1, 1, 1)) & (xs < (x0 + ew).view(-1, 1, 1)) & on.view(-1, 1, 1))
-        return x.masked_fill(box.unsqueeze(1), 0.0)
+        eh = (area * logr.exp()).sqrt().clamp(0, 1)
+        ew = (area / logr.exp()).sqrt().clamp(0, 1)
+        y0 = torch.rand(b, generator=g, device=dev) * (1 - eh)
+        x0 = torch.rand(b, generator=g, device=dev) * (1 - ew)
+        on = (torch.rand(b, generator=g, device=dev) < c.erase_p).float()
+        return torch.stack([y0, y0 + eh, x0, x0 + ew, on], 1)
 
-    def _mix(self, x, targets, g):
-        c, b, dev = self.cfg, x.shape[0], x.device
+    def _mix_draw(self, b, g, dev) -> dict:
+        c = self.cfg
         perm = torch.randperm(b, generator=g, device=dev)
         use_cutmix = c.cutmix > 0 and (c.mixup <= 0 or float(torch.rand((), generator=g, device=dev)) < 0.5)
         alpha = c.cutmix if use_cutmix else c.mixup
         seed = int(torch.randint(2**31 - 1, (1,), generator=g, device=dev))
         lam = float(np.random.default_rng(seed).beta(alpha, alpha))
-        if use_cutmix:
-            h, w = x.shape[-2:]
-            rh, rw = int(h * math.sqrt(1 - lam)), int(w * math.sqrt(1 - lam))
-            cy = int(torch.randint(h, (1,), generator=g, device=dev))
-            cx = int(torch.randint(w, (1,), generator=g, device=dev))
-            y0, y1 = max(cy - rh // 2, 0), min(cy + rh // 2, h)
-            x0, x1 = max(cx - rw // 2, 0), min(cx + rw // 2, w)
-            x = x.clone()
-            x[:, :, y0:y1, x0:x1] = x[perm, :, y0:y1, x0:x1]
-            lam = 1 - (y1 - y0) * (x1 - x0) / (h * w)
-        else:
-            x = lam * x + (1 - lam) * x[perm]
-        return x, lam * targets + (1 - lam) * targets[perm]
+        draw = {"perm": perm, "lam": lam, "cutmix": use_cutmix}
+        if use_cutmix:  # the box as fractions of the side; lam becomes the kept area
+            r = math.sqrt(1 - lam)
+            cy, cx = float(torch.rand((), generator=g, device=dev)), float(torch.rand((), generator=g, device=dev))
+            y0, y1 = max(cy - r / 2, 0.0), min(cy + r / 2, 1.0)
+            x0, x1 = max(cx - r / 2, 0.0), min(cx + r / 2, 1.0)
+            draw["box"] = (y0, y1, x0, x1)
+            draw["lam"] = 1 - (y1 - y0) * (x1 - x0)
+        return draw
+
+    @staticmethod
+    def _mix_apply(x, mix: dict):
+        if not mix["cutmix"]:
+            return mix["lam"] * x + (1 - mix["lam"]) * x[mix["perm"]]
+        size = x.shape[-1]
+        y0, y1, x0, x1 = (int(round(v * size)) for v in mix["box"])
+        x = x.clone()
+        x[:, :, y0:y1, x0:x1] = x[mix["perm"], :, y0:y1, x0:x1]
+        return x
+
+
+def _box_mask(boxes: torch.Tensor, size: int) -> torch.Tensor:
+    """``B x size x size`` mask of the boxes (fractions of the side; pixels whose centre lies inside)."""
+    centres = (torch.arange(size, device=boxes.device, dtype=boxes.dtype) + 0.5) / size
+    ys, xs = centres.view(1, size, 1), centres.view(1, 1, size)
+    y0, y1, x0, x1, on = (boxes[:, i].view(-1, 1, 1) for i in range(5))
+    return (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1) & (on > 0)

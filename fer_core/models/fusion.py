@@ -20,8 +20,10 @@ branches: branches are trainable by default). For early and joint, the reported 
 share of the logit vector's norm (``|W_a f_a| / (|W_a f_a| + |W_b f_b|)``), which says how much each branch
 moved the decision.
 
-``forward(x)`` takes one image batch at ``input_size`` and resizes it to each branch's input size; callers that
-already ran the branches (the predict pipeline) call :meth:`FusionNet.fuse` on their outputs instead.
+``forward(x)`` takes the branches' own inputs as a tuple, each resized from the same crop
+(:func:`fer_core.preprocess.build_transform` makes them, in training, evaluation and on the page), or one image
+batch that it resizes to each branch's size. Callers that already ran the branches (the predict pipeline) call
+:meth:`FusionNet.fuse` on their outputs instead.
 """
 from __future__ import annotations
 
@@ -29,15 +31,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..preprocess import resize
 from .registry import create_model, get_entry, register_model
 
 MODES = ("attention", "late", "early", "joint")
-
-
-def _resize(x, size):
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
 
 
 class FusionNet(nn.Module):
@@ -127,8 +124,17 @@ class FusionNet(nn.Module):
                 for branch, size in zip((self.branch_a, self.branch_b), self.branch_input_sizes)]
 
     def branch_details(self, x):
-        return (self.branch_a.forward_details(_resize(x, self.branch_input_sizes[0])),
-                self.branch_b.forward_details(_resize(x, self.branch_input_sizes[1])))
+        """Each branch's forward. ``x``: a tuple of the branches' own inputs (how the project feeds a fusion:
+        :func:`fer_core.preprocess.build_transform` resizes each from the same crop), or one tensor, resized here
+        to each branch's size."""
+        if isinstance(x, (tuple, list)):
+            xa, xb = x
+        else:
+            xa, xb = (resize(x, s[-1]) for s in self.branch_input_sizes)
+        for t, size, name in ((xa, self.branch_input_sizes[0], "a"), (xb, self.branch_input_sizes[1], "b")):
+            if tuple(t.shape[-2:]) != tuple(size):
+                raise ValueError(f"branch {name} takes {tuple(size)} inputs, got {tuple(t.shape[-2:])}")
+        return self.branch_a.forward_details(xa), self.branch_b.forward_details(xb)
 
     def fuse(self, det_a: dict, det_b: dict) -> dict:
         """Combine the branches' ``forward_details`` outputs: logits, fused features and branch weights."""

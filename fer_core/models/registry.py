@@ -6,8 +6,7 @@ from typing import Callable
 
 from torch import nn
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from ..preprocess import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401  (re-exported for the models)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 from ..data.augment import AugmentConfig
 from ..models.fusion import MODES as FUSION_MODES
 from ..options import option
+from ..preprocess import IMAGENET_MEAN, IMAGENET_STD
 from ..weights import STORAGE_DTYPES
 from .hardware import AMP_CHOICES
 
@@ -34,6 +35,8 @@ class TrainConfig:
     distill: str = option("", "teacher probabilities for the training images (train_scripts/teach.py's .npz)")
     distill_weight: float = option(0.5, "with --distill: the target is (1 - w) x the labels + w x the teachers'")
     input_size: int = option(0, "input side in pixels (0: the model's registered size)")
+    mean: tuple[float, float, float] = option(IMAGENET_MEAN, "per-channel mean subtracted from inputs in [0, 1]")
+    std: tuple[float, float, float] = option(IMAGENET_STD, "per-channel standard deviation inputs are divided by")
     epochs: int = option(20, "epochs of the schedule")
     batch_size: int = option(256, "global batch (split across DDP ranks)")
     optimizer: str = option("sgd", "sgd (nesterov) or adamw", OPTIMIZERS)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..files import atomic_output
+from ..preprocess import resolve_data_config
 from .evaluation import predict_logits
 
 
@@ -25,10 +26,9 @@ def teacher_probabilities(models, images: torch.Tensor, progress: bool = True) -
     with the test-time flip its config asks for."""
     probs = []
     for m in models:
-        cfg = m.pretrained_cfg
-        logits = predict_logits(m, images, cfg["input_size"][1], cfg["mean"], cfg["std"], cfg.get("tta_flip", False),
-                                progress=progress)
-        probs.append((logits.float() / float(cfg.get("temperature", 1.0))).softmax(1))
+        dc = resolve_data_config(m)
+        logits = predict_logits(m, images, dc, progress=progress)
+        probs.append((logits.float() / dc.temperature).softmax(1))
     return torch.stack(probs).mean(0).numpy().astype(np.float32)
 
 

@@ -8,32 +8,34 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.augment import eval_transform
 from ..data.datasets import ImageDataset
 from ..labels import canonical_name
-from ..models.registry import IMAGENET_MEAN, IMAGENET_STD
+from ..preprocess import DataConfig, build_transform, map_inputs, resolve_data_config
 from .metrics import classification_report
 
 
 @torch.inference_mode()
-def predict_logits(model, images: torch.Tensor, size: int, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                   tta_flip: bool = False, batch: int | None = None, amp_dtype=None, channels_last: bool = False,
-                   progress: bool = False, per_view: bool = False) -> torch.Tensor:
-    """Logits for uint8 face crops on ``images.device`` (mean of original and flipped logits when ``tta_flip``;
-    with ``per_view`` each view's logits, ``views x N x C``, the original first)."""
+def predict_logits(model, images: torch.Tensor, dc: DataConfig, tta_flip: bool | None = None, batch: int | None = None,
+                   amp_dtype=None, channels_last: bool = False, progress: bool = False,
+                   per_view: bool = False) -> torch.Tensor:
+    """Logits for uint8 face crops on ``images.device``, preprocessed by the data config's transform (mean of
+    original and flipped logits with test-time flip, default ``dc.tta_flip``; with ``per_view`` each view's
+    logits, ``views x N x C``, the original first). No temperature."""
     from tqdm.auto import tqdm
 
+    tta = dc.tta_flip if tta_flip is None else tta_flip
+    transform = build_transform(dc)
     batch = batch or (256 if images.device.type == "cuda" else 32)
     was = model.training
     model.eval()
     out = []
     for i in tqdm(range(0, len(images), batch), disable=not progress, desc="evaluating", unit="batch"):
         views = []
-        for flip in (False, True) if tta_flip else (False,):
-            x = eval_transform(images[i:i + batch], size, mean, std, flip)
+        for flip in (False, True) if tta else (False,):
+            x = transform(images[i:i + batch], flip)
             if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(x.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                x = map_inputs(lambda v: v.contiguous(memory_format=torch.channels_last), x)
+            with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 views.append(model(x).float())
         out.append(torch.stack(views))
     model.train(was)
@@ -45,16 +47,15 @@ def evaluate_model(model, ds: ImageDataset, *, tta_flip: bool | None = None, dev
                    missing: str = "leave_out") -> dict:
     """Metrics of a loaded model (with ``pretrained_cfg``) on ``ds``, over the classes both share; with test-time
     flip also ``without_flip``: the accuracies of the original view alone, from the same forward passes."""
-    cfg = model.pretrained_cfg
-    tta = cfg.get("tta_flip", False) if tta_flip is None else tta_flip
+    dc = resolve_data_config(model)
+    tta = dc.tta_flip if tta_flip is None else tta_flip
     images = torch.from_numpy(ds.images).to(device)
-    views = predict_logits(model.to(device), images, cfg["input_size"][1], cfg["mean"], cfg["std"], tta,
-                           progress=progress, per_view=True).cpu()
-    t = float(cfg.get("temperature", 1.0))
-    rep = score_by_name(list(cfg["label_names"]), views.mean(0) / t, ds, missing=missing)
-    rep.update({"tta_flip": tta, "temperature": t})
+    views = predict_logits(model.to(device), images, dc, tta, progress=progress, per_view=True).cpu()
+    names = list(model.pretrained_cfg["label_names"])
+    rep = score_by_name(names, views.mean(0) / dc.temperature, ds, missing=missing)
+    rep.update({"tta_flip": tta, "temperature": dc.temperature})
     if tta:
-        plain = score_by_name(list(cfg["label_names"]), views[0] / t, ds, missing=missing)
+        plain = score_by_name(names, views[0] / dc.temperature, ds, missing=missing)
         rep["without_flip"] = {k: plain[k] for k in ("accuracy", "balanced_accuracy")}
     return rep
 

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import torch
 
-from ..models.registry import IMAGENET_MEAN, IMAGENET_STD
 from ..options import command_line
-from ..weights import DEFAULT_CROP, build_config, load_pretrained, save_pretrained
+from ..weights import build_config, load_pretrained, save_pretrained
 from .checkpoint import load_checkpoint
 from .evaluation import predict_logits
 from .hardware import device_description
@@ -31,7 +30,7 @@ def finish(run: Run, argv=None) -> dict:
     best = load_checkpoint(out / "best.pt", run.device)
     model = run.model
     model.load_state_dict({k.removeprefix("module."): v for k, v in best["model"].items() if k != "n_averaged"})
-    logits = predict_logits(model, run.val_images, run.size, IMAGENET_MEAN, IMAGENET_STD, cfg.tta_flip,
+    logits = predict_logits(model, run.val_images, run.data,
                             amp_dtype=run.amp_dtype, channels_last=cfg.channels_last).cpu()
     labels = run.train_ds.label_set
     temperature = fit_temperature(logits, torch.from_numpy(run.val_ds.labels))
@@ -43,9 +42,9 @@ def finish(run: Run, argv=None) -> dict:
     plot_confusion(rep["confusion_matrix"], labels.names, out / "confusion.png",
                    f"{cfg.model} on {cfg.val_split}: acc {rep['accuracy']:.4f}")
     model.cpu().to(memory_format=torch.contiguous_format)
-    config = build_config(model, label_set=labels, input_size=(3, run.size, run.size),
-                          grayscale=run.train_ds.grayscale,
-                          crop=dict(DEFAULT_CROP, source_size=int(run.train_ds.images.shape[1])),
+    dc = run.data
+    config = build_config(model, label_set=labels, input_size=(3, dc.input_size, dc.input_size), mean=dc.mean,
+                          std=dc.std, grayscale=dc.crop.grayscale, crop=dc.crop.to_config(),
                           temperature=temperature, tta_flip=cfg.tta_flip, provenance=provenance(run, best, argv),
                           metrics={"validation": summarize(rep)})  # selection split, float32, after temperature
     export = save_pretrained(model, out / "export", config, storage=cfg.export_storage)

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from ..data.augment import GpuAugment
 from ..files import write_text_atomic
 from ..models import attention_loss
-from ..models.registry import IMAGENET_MEAN, IMAGENET_STD
+from ..preprocess import map_inputs
 from ..weights import nonfinite_tensors
 from .checkpoint import load_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -40,7 +40,7 @@ from .export import finish
 from .hardware import resolve_amp
 from .metrics import classification_report
 from .schedule import epoch_order, lr_lambda, soft_cross_entropy, step_seed
-from .setup import build_model, build_optimizer, init_from, input_size, load_splits, train_targets
+from .setup import build_model, build_optimizer, data_config, init_from, load_splits, train_targets
 from .state import Run
 
 METRIC_FIELDS = ["epoch", "step", "train_loss", "train_acc", "val_acc", "val_bacc", "lr", "img_per_s", "elapsed_s"]
@@ -107,7 +107,7 @@ def setup(cfg: TrainConfig) -> Run:
     model = build_model(cfg, n_classes)
     if cfg.init_from and not cfg.export_only:
         init_from(model, cfg.init_from)
-    size = input_size(cfg, model)
+    data = data_config(cfg, model, train_ds)
     model.to(device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -118,13 +118,13 @@ def setup(cfg: TrainConfig) -> Run:
     if steps_per_epoch < 1:
         raise ValueError(f"{len(train_ds.images)} training images cannot fill one batch of {cfg.batch_size}")
     run = Run(cfg=cfg, out=out, device=device, world=world, rank=rank, train_ds=train_ds, val_ds=val_ds,
-              model=model, size=size, amp=resolve_amp(cfg.amp, device),
+              model=model, data=data, amp=resolve_amp(cfg.amp, device),
               images=torch.from_numpy(train_ds.images).to(device),
               targets=train_targets(cfg, train_ds, n_classes).to(device), val_images=torch.from_numpy(val_ds.images).to(device),
               per_rank=per_rank, steps_per_epoch=steps_per_epoch,
               params=[p for p in model.parameters() if p.requires_grad], t_start=t_start)
     run.log(train_ds.report(), val_ds.report(), sep="\n")
-    run.log(f"device {device}, world size {world}; input {size}x{size}, precision "
+    run.log(f"device {device}, world size {world}; input {'/'.join(map(str, data.input_sizes))} px, precision "
             f"{run.amp if run.amp != 'off' else 'fp32'}, {'channels_last' if cfg.channels_last else 'contiguous'}, "
             f"{torch.get_num_threads()} threads" + (", compiled" if cfg.compile else ""))
     if cfg.init_from and not cfg.export_only:
@@ -148,7 +148,7 @@ def prepare_training(run: Run) -> None:
         step_module = nn.parallel.DistributedDataParallel(
             step_module, device_ids=[run.device.index] if run.device.type == "cuda" else None)
     run.step_module = torch.compile(step_module) if cfg.compile else step_module
-    run.augment = GpuAugment(run.size, IMAGENET_MEAN, IMAGENET_STD, cfg.aug)
+    run.augment = GpuAugment(run.data.input_sizes, run.data.mean, run.data.std, cfg.aug)
 
 
 def resume(run: Run) -> None:
@@ -203,7 +203,7 @@ def train_epoch(run: Run, epoch: int) -> None:
         g = torch.Generator(device=run.device).manual_seed(seed)
         x, t = run.augment(run.images[idx], run.targets[idx], g)
         if cfg.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
+            x = map_inputs(lambda v: v.contiguous(memory_format=torch.channels_last), x)
         loss, logits = _step(run, x, t)
         loss_sum += loss.detach()
         correct += (logits.detach().argmax(1) == t.argmax(1)).sum()
@@ -269,7 +269,7 @@ def evaluate(run: Run, epoch: int) -> None:
     if not run.main:
         return
     s = run.epoch_summary
-    logits = predict_logits(run.eval_model, run.val_images, run.size, IMAGENET_MEAN, IMAGENET_STD, run.cfg.tta_flip,
+    logits = predict_logits(run.eval_model, run.val_images, run.data,
                             amp_dtype=run.amp_dtype, channels_last=run.cfg.channels_last).cpu()
     rep = classification_report(run.val_ds.labels, logits.softmax(1).numpy(), run.train_ds.label_set.names)
     row = {"epoch": epoch + 1, "step": (epoch + 1) * run.steps_per_epoch, "train_loss": f"{s['train_loss']:.5f}",
@@ -323,7 +323,7 @@ def measure_untrained(run: Run) -> None:
     if not run.main:
         return
     run.log("no trainable parameters (late fusion): evaluating and exporting only")
-    logits = predict_logits(run.model, run.val_images, run.size, IMAGENET_MEAN, IMAGENET_STD, run.cfg.tta_flip).cpu()
+    logits = predict_logits(run.model, run.val_images, run.data).cpu()
     acc = float((logits.argmax(1).numpy() == run.val_ds.labels).mean())
     run.best = {"accuracy": acc, "epoch": 0}
     save_checkpoint(run.out / "best.pt", {"model": run.model.state_dict(), "best": run.best})

@@ -5,11 +5,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dataclasses import replace
+
 from ..data import load_cache, read_dataset
 from ..data.holdout import only, read_list, without
 from ..models import create_model, get_entry
 from ..models.fusion import FusionNet
 from ..models.registry import model_config_args
+from ..preprocess import FER_CROP, DataConfig
 from ..weights import load_pretrained
 from .config import TrainConfig
 from .distill import load_teacher, mix_targets
@@ -69,6 +72,15 @@ def input_size(cfg: TrainConfig, model: nn.Module | None = None) -> int:
     if own:
         return int(own[-1] if isinstance(own, (tuple, list)) else own)
     return get_entry(cfg.model).input_size[1]
+
+
+def data_config(cfg: TrainConfig, model: nn.Module, train_ds) -> DataConfig:
+    """What the run feeds its model, recorded in its export: the input size (a fusion's per branch), the mean and
+    std it normalises with, the crop its training images are (FER-style crops at their own side), the flip."""
+    sizes = tuple(int(s[-1]) for s in model.branch_input_sizes) if hasattr(model, "branch_input_sizes") \
+        else (input_size(cfg, model),)
+    crop = replace(FER_CROP, size=int(train_ds.images.shape[1]), grayscale=bool(train_ds.grayscale))
+    return DataConfig(input_sizes=sizes, mean=tuple(cfg.mean), std=tuple(cfg.std), crop=crop, tta_flip=cfg.tta_flip)
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..data.augment import GpuAugment
+from ..preprocess import DataConfig
 from .config import TrainConfig
 from .hardware import AMP_DTYPES
 
@@ -25,7 +26,7 @@ class Run:
     train_ds: object
     val_ds: object
     model: nn.Module
-    size: int
+    data: DataConfig  # what the model is fed (input sizes, mean/std, crop, flip): evaluation and export use it
     amp: str
     images: torch.Tensor  # uint8 training images on the device
     targets: torch.Tensor  # N x C target distributions on the device
