@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from .explain import gradcam_from_leaves, gradcam_with_details, model_lock, own_attention, resize_maps
-from .faces import crop_face, detect_faces, make_detector
+from .faces import Detection, crop_face, detect_faces, make_detector
 from .images import ImageInputError, load_image
 from .preprocess import DataConfig, Transform, build_transform, resolve_data_config
 from .results import Analysis, FaceResult, ModelResult, display_name
@@ -164,8 +164,7 @@ class Analyzer:
         rgb = load_image(image)
         t["decode"] = time.perf_counter() - t0
         t1 = time.perf_counter()
-        det = detect_faces(rgb, self.detector, max_faces=self.max_faces, min_face=self.min_face,
-                           whole_image_if_none=whole_image_if_none)
+        det = self.detect(rgb, whole_image_if_none)
         t["detect"] = time.perf_counter() - t1
         notes = ([self.detector_note] if self.detector_note else []) + det.notes
         faces = [FaceResult(i + 1, **f.to_json()) for i, f in enumerate(det.faces)]
@@ -174,10 +173,7 @@ class Analyzer:
             notes.append("no face found (try 'treat the whole image as one face')")
         else:
             t1 = time.perf_counter()
-            crops = {}  # one crop per distinct crop spec
-            for slot in self.slots.values():
-                if slot.data.crop not in crops:
-                    crops[slot.data.crop] = [crop_face(rgb, f, slot.data.crop) for f in det.faces]
+            crops = self.crops(rgb, det.faces)
             t["crop"] = time.perf_counter() - t1
             for face, models in zip(faces, self._read(crops, maps, target, display_size, t)):
                 face.models = models
@@ -185,20 +181,36 @@ class Analyzer:
         result.timings_ms = {k: round(v * 1000, 1) for k, v in t.items()}
         return result
 
-    def read(self, crops, *, maps: bool = False, target: str | None = None,
-             display_size: int = 224) -> list[dict[str, ModelResult]]:
+    def detect(self, rgb: np.ndarray, whole_image_if_none: bool = False) -> Detection:
+        """The faces of an RGB image, as :meth:`analyze` finds them."""
+        return detect_faces(rgb, self.detector, max_faces=self.max_faces, min_face=self.min_face,
+                            whole_image_if_none=whole_image_if_none)
+
+    def crops(self, rgb: np.ndarray, faces) -> dict:
+        """``{crop spec: [one crop per face]}``, one set per distinct crop spec of the models."""
+        out = {}
+        for slot in self.slots.values():
+            if slot.data.crop not in out:
+                out[slot.data.crop] = [crop_face(rgb, f, slot.data.crop) for f in faces]
+        return out
+
+    def read(self, crops, *, maps: bool = False, target: str | None = None, display_size: int = 224,
+             batch: int = 64) -> list[dict[str, ModelResult]]:
         """The models on face crops already made (uint8, the crop spec's size and colour, e.g. FER+'s 48x48
-        grayscale images): per crop, ``{key: ModelResult}``. The page's path from the crops on."""
+        grayscale images): per crop, ``{key: ModelResult}``, in batches of ``batch``. The page's path from the
+        crops on."""
         crops = list(crops)
-        by_spec = {}
         for slot in self.slots.values():
             spec = slot.data.crop
             shape = (spec.size, spec.size) if spec.grayscale else (spec.size, spec.size, 3)
             bad = next((c.shape for c in crops if c.shape != shape), None)
             if bad is not None:
                 raise ValueError(f"{slot.key} reads {shape} crops, got {bad}")
-            by_spec[spec] = crops
-        return self._read(by_spec, maps, target, display_size, {})
+        specs = {slot.data.crop for slot in self.slots.values()}
+        out = []
+        for i in range(0, len(crops), batch):
+            out += self._read({spec: crops[i:i + batch] for spec in specs}, maps, target, display_size, {})
+        return out
 
     def _read(self, crops: dict, maps, target, display_size, timings) -> list[dict[str, ModelResult]]:
         n = len(next(iter(crops.values())))
