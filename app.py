@@ -6,9 +6,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 # cached example results belong to this process's weights: never reuse a cache left by other weights
 os.environ.setdefault("GRADIO_EXAMPLES_CACHE", tempfile.mkdtemp(prefix="fer_examples_"))
 
+if os.environ.get("SPACES_ZERO_GPU", "").strip():  # a ZeroGPU Space (demo/runner.py): spaces before torch
+    import spaces  # noqa: E402,F401
+
 import torch  # noqa: E402
 
 from demo import CSS, build_demo  # noqa: E402
+from demo.runner import make_runner, on_zero_gpu  # noqa: E402
 from fer_core.predict import Analyzer  # noqa: E402
 from fer_core.weights import WeightsError  # noqa: E402
 
@@ -16,15 +20,18 @@ torch.set_num_threads(int(os.environ.get("FER_THREADS", "2")))
 
 
 def load_analyzer():
+    # on ZeroGPU the analyzer stays on the CPU (live frames); the runner copies it to the GPU it lends for photos
+    device = "cpu" if on_zero_gpu() else os.environ.get("FER_DEVICE", "auto")
     try:
-        return Analyzer.from_pretrained(detector=os.environ.get("FER_DETECTOR", "auto")), None
+        return Analyzer.from_pretrained(detector=os.environ.get("FER_DETECTOR", "auto"), device=device,
+                                        engine=os.environ.get("FER_ENGINE", "auto")), None
     except WeightsError as e:
         return None, (f"{e}\n\nNo trained weights are available yet: train them with train_scripts/train.py "
                       "(README: Training) or set FER_WEIGHTS_DIR to a folder with ddamfn/, resnet_dda/, fusion/.")
 
 
 analyzer, load_error = load_analyzer()
-demo = build_demo(analyzer, load_error)
+demo = build_demo(analyzer, load_error, runner=make_runner(analyzer) if analyzer else None)
 demo.queue(max_size=int(os.environ.get("FER_QUEUE_SIZE", "32")), default_concurrency_limit=2)
 
 if __name__ == "__main__":

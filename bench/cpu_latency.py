@@ -25,6 +25,7 @@ import torch  # noqa: E402
 from pytorch_grad_cam import GradCAM  # noqa: E402
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 
+from bench.timing import measure  # noqa: E402
 from fer_core import create_model  # noqa: E402
 from fer_core.explain import gradcam_with_details, own_attention  # noqa: E402
 from fer_core.faces import YUNET_EMBEDDED, YuNetDetector, crop_face, detect_faces, make_detector  # noqa: E402
@@ -80,17 +81,6 @@ def naive(models, rgb, detector):
                 cam(input_tensor=big, targets=[ClassifierOutputTarget(int(k)) for k in probs.argmax(1)])
         for p in m.parameters():
             p.grad = None
-
-
-def measure(fn, n, warmup=2):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t0) * 1000)
-    return ts
 
 
 def main(argv=None):

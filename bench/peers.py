@@ -36,6 +36,7 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from bench.timing import p50  # noqa: E402
 from fer_core.data import read_dataset  # noqa: E402
 from fer_core.faces import YuNetDetector, make_detector  # noqa: E402
 from fer_core.images import load_image  # noqa: E402
@@ -111,17 +112,6 @@ def _installed_version(dist: str) -> str:
         return "unknown"
 
 
-def _p50(fn, runs: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        ts.append((time.perf_counter() - t0) * 1000)
-    return float(np.median(ts))
-
-
 def _summary(rep: dict) -> dict:
     return {"n": rep["n"], "accuracy": rep["accuracy"], "balanced_accuracy": rep["balanced_accuracy"],
             "recall": {k: v["recall"] for k, v in rep["per_class"].items()}}
@@ -147,9 +137,9 @@ def model_latency(models: dict, peer: FerPeer, runs: int) -> dict:
         crop = torch.zeros(1, dc.crop.size, dc.crop.size, dtype=torch.uint8)
         x = build_transform(dc)(crop)
         with torch.inference_mode():
-            out[name] = _p50(lambda: m(x), runs)
+            out[name] = p50(lambda: m(x), runs)
     x = peer.preprocess(np.zeros((1, 48, 48), np.uint8))
-    out["fer"] = _p50(lambda: peer.run(x), runs)
+    out["fer"] = p50(lambda: peer.run(x), runs)
     return out
 
 
@@ -163,9 +153,9 @@ def pipeline_latency(models: dict, peer: FerPeer, photos, yunet: Path, runs: int
         n_ours = len(analyzer.analyze(rgb, maps=False).faces)
         out[Path(photo).name] = {
             "faces_ours": n_ours, "faces_fer": len(peer.detect_emotions(bgr)), "detector_ours": detector.name,
-            "ours_no_maps_ms": _p50(lambda: analyzer.analyze(load_image(photo), maps=False), runs),
-            "ours_with_maps_ms": _p50(lambda: analyzer.analyze(load_image(photo), maps=True), runs),
-            "fer_ms": _p50(lambda: peer.detect_emotions(cv2.imread(str(photo))), runs),
+            "ours_no_maps_ms": p50(lambda: analyzer.analyze(load_image(photo), maps=False), runs),
+            "ours_with_maps_ms": p50(lambda: analyzer.analyze(load_image(photo), maps=True), runs),
+            "fer_ms": p50(lambda: peer.detect_emotions(cv2.imread(str(photo))), runs),
         }
     return out
 

@@ -25,18 +25,23 @@ def about_markdown(models: dict) -> str:
     """One table over the models, then per-class recall, then provenance and limits."""
     if not models:
         return "No models are loaded."
-    lines = ["| model | input | trained on | FER+ valid accuracy | balanced accuracy | FER2013 val accuracy | "
-             "CPU training time | stored as |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | input | trained on | FER+ valid accuracy | balanced accuracy | balanced setting: accuracy "
+             "(balanced) | through the detector (faces found) | FER2013 val accuracy | CPU training time | stored as |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     evals = {k: evaluations(m.pretrained_cfg) for k, m in models.items()}
     for key, m in models.items():
         cfg, prov = m.pretrained_cfg, m.pretrained_cfg.get("provenance", {})
         main = evals[key].get("ferplus_valid") or evals[key].get("validation") or {}
         other = evals[key].get("fer2013_val") or {}
+        bal = evals[key].get("ferplus_valid_balanced") or {}
+        det = cfg.get("metrics", {}).get("ferplus_valid_through_detector") or {}
         data = f"{prov.get('dataset', '-')} ({prov.get('protocol', '-')} labels)"
         time_text = _hours(prov.get("wall_time_s")) + (f" on {prov['device']}" if "device" in prov else "")
         lines.append(f"| {display_name(key)} (`{cfg['architecture']}`) | {cfg['input_size'][1]} px "
                      f"{'grayscale' if cfg.get('grayscale') else 'colour'} | {data} | {_pct(main.get('accuracy'))} | "
-                     f"{_pct(main.get('balanced_accuracy'))} | {_pct(other.get('accuracy'))} | {time_text} | "
+                     f"{_pct(main.get('balanced_accuracy'))} | {_pct(bal.get('accuracy'))} "
+                     f"({_pct(bal.get('balanced_accuracy'))}) | {_pct(det.get('accuracy'))} "
+                     f"({_pct(det.get('detection_rate'))}) | {_pct(other.get('accuracy'))} | {time_text} | "
                      f"{cfg.get('storage', 'float32')} |")
     names = next(iter(models.values())).pretrained_cfg["label_names"]
     lines += ["", "**Recall per class on FER+ valid** (how many faces of each expression the model gets right):", "",
@@ -44,9 +49,13 @@ def about_markdown(models: dict) -> str:
     for key in models:
         rec = (evals[key].get("ferplus_valid") or evals[key].get("validation") or {}).get("recall", {})
         lines.append(f"| {display_name(key)} | " + " | ".join(_pct(rec.get(n)) for n in names) + " |")
-    lines += ["", "Figures are of the weights as stored and served here, on held-out faces (the models were selected "
-              f"on FER+ valid: {EVALUATION_TITLES['ferplus_valid']}). Each model's card in `weights/` gives the "
-              "exact command, commit, seed and epochs.", "", "**Limits**", ""]
+    lines += ["", "Figures are of the weights as stored and served here, on FER+ valid "
+              f"({EVALUATION_TITLES['ferplus_valid']}). *Balanced setting*: the reading that names the rare "
+              "expressions more often (chosen on a slice of the training set). *Through the detector*: each FER+ "
+              "crop placed as a face in a photo, found by YuNet and cropped as this page crops faces; a face not "
+              "found counts as wrong. A reading with a top probability under 50%, or of a face under 32 px, is "
+              "marked uncertain. Each model's card in `weights/` gives the exact command, commit, seed, epochs "
+              "and which split chose what.", "", "**Limits**", ""]
     shown = list(LIMITS)
     if any(FROM_SCRATCH in limits(m.pretrained_cfg.get("provenance", {})) for m in models.values()):
         shown.insert(1, FROM_SCRATCH)

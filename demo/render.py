@@ -22,24 +22,84 @@ MAP_SIZE = 224  # every map on the page is shown at least this large
 MAP_MODES = ("over the face", "map alone")
 
 
-def draw_faces(analysis: Analysis, selected: int | None = None) -> np.ndarray:
-    """The photo with a numbered box (and YuNet's landmarks) per face; the selected face's box is thicker."""
+def draw_faces(analysis: Analysis, selected: int | None = None, captions: dict | None = None,
+               numbers: dict | None = None) -> np.ndarray:
+    """The photo with a numbered box (and YuNet's landmarks) per face; the selected face's box is thicker.
+    ``captions`` (face index -> text) writes a reading beside each number; ``numbers`` (face index -> the number
+    to show, e.g. a tracked face's) replaces the left-to-right index."""
     rgb = analysis.image
     out = rgb.copy()
     scale = max(1.0, max(rgb.shape[:2]) / 600)
     for f in analysis.faces:
+        number = (numbers or {}).get(f.index, f.index)
         x, y, w, h = (int(round(v)) for v in f.box)
-        colour = BOX_COLOURS[(f.index - 1) % len(BOX_COLOURS)]
-        thick = int(round((4 if f.index == selected else 2) * scale))
+        colour = BOX_COLOURS[(number - 1) % len(BOX_COLOURS)]
+        thick = int(round((4 if number == selected else 2) * scale))
         cv2.rectangle(out, (x, y), (x + w, y + h), colour, thick)
         for px, py in f.landmarks or []:
             cv2.circle(out, (int(px), int(py)), max(1, int(2 * scale)), colour, -1)
-        label = str(f.index)
+        label = str(number) + (f" {captions[f.index]}" if captions and f.index in captions else "")
         fs = 0.8 * scale
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, fs, max(1, int(2 * scale)))
         cv2.rectangle(out, (x, max(0, y - th - 8)), (x + tw + 8, y), colour, -1)
         cv2.putText(out, label, (x + 4, y - 4), cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 0, 0), max(1, int(2 * scale)))
     return out
+
+
+def caption(face, key: str = "fusion") -> str:
+    """A face's reading in a few characters: the model's top label and confidence, '?' when in doubt."""
+    m = face.models.get(key) or next(iter(face.models.values()))
+    return f"{m.top} {m.confidence:.2f}" + (" ?" if face.doubts else "")
+
+
+def doubt_text(face) -> str:
+    return ("**Uncertain:** " + "; ".join(face.doubts) + ".") if face.doubts else ""
+
+
+CLASS_COLOURS = ["#9e9e9e", "#f4c20d", "#ff8f00", "#3f51b5", "#d32f2f", "#2e7d32", "#7b1fa2", "#00838f"]
+
+
+def timeline_figure(timeline: dict, labels, keys, title: str = ""):
+    """One face's readings over time: per model (rows, sharing the time axis) the probability of each class,
+    stacked, in the same colours for every model, so that the three can be compared at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in keys if k in timeline]
+    fig, axes = plt.subplots(len(keys), 1, figsize=(9, 1.6 + 1.5 * len(keys)), sharex=True, squeeze=False)
+    t = np.asarray(timeline["time"], dtype=float)
+    for ax, key in zip(axes[:, 0], keys):
+        probs = np.asarray(timeline[key])
+        ax.stackplot(t, probs.T, colors=CLASS_COLOURS[:len(labels)], labels=labels, step="mid" if len(t) < 3 else None)
+        ax.set_ylim(0, 1)
+        ax.set_xlim(t.min(), max(t.max(), t.min() + 1e-3))
+        ax.set_ylabel(display_name(key), rotation=0, ha="right", va="center")
+        ax.set_yticks([0, 0.5, 1])
+    axes[-1, 0].set_xlabel("time (s)")
+    axes[0, 0].legend(loc="upper center", bbox_to_anchor=(0.5, 1.45), ncol=len(labels), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title, y=0.995, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def analysis_downloads(analysis: Analysis, annotated: np.ndarray, labels) -> list[str]:
+    """The analysis as JSON and CSV, and the annotated image, as files to download (named by their content)."""
+    import csv
+    import io
+    import json
+
+    from fer_core.video import CSV_HEADER, rows
+
+    record = {"frame": None, "time_s": None, **analysis.to_json()}
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(CSV_HEADER + list(labels))
+    w.writerows(rows([record], labels, "photo"))
+    return [to_file_bytes(json.dumps(record, indent=2).encode(), "analysis", ".json"),
+            to_file_bytes(buf.getvalue().encode(), "analysis", ".csv"), to_file(annotated)]
 
 
 def input_view(m: ModelResult, size: int = MAP_SIZE) -> np.ndarray:
@@ -105,9 +165,13 @@ def to_file(img: np.ndarray | None) -> str | None:
     ok, buf = cv2.imencode(".png", img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError("could not encode an output image")
-    data = buf.tobytes()
+    return to_file_bytes(buf.tobytes(), "image", ".png")
+
+
+def to_file_bytes(data: bytes, stem: str, suffix: str) -> str:
+    """Bytes as a file named by their content (``stem-<sha1>.suffix``), written once, atomically."""
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    path = OUT_DIR / f"{hashlib.sha1(data).hexdigest()}.png"
+    path = OUT_DIR / f"{stem}-{hashlib.sha1(data).hexdigest()[:16]}{suffix}"
     if not path.exists():
         write_bytes_atomic(path, data)
         _prune()
@@ -122,7 +186,7 @@ def _prune():
     if now - _last_prune[0] < 60:
         return
     _last_prune[0] = now
-    for p in OUT_DIR.glob("*.png"):
+    for p in OUT_DIR.glob("*.*"):
         try:
             if now - p.stat().st_mtime > MAX_AGE_S:
                 p.unlink()

@@ -19,6 +19,8 @@ LICENSE_NOTES = {
 EVALUATION_TITLES = {
     "ferplus_valid": "FER+ valid, majority label (ties, unknown and not-a-face dropped)",
     "fer2013_val": "FER2013 val, 7 classes matched by name (no contempt)",
+    "ferplus_valid_balanced": "FER+ valid, balanced setting (rare classes named more often)",
+    "fer2013_val_balanced": "FER2013 val, balanced setting",
     "validation": "selection split, float32 (the trainer's own figure)",
 }
 FROM_SCRATCH = ("Trained from scratch: no ImageNet or face-recognition pre-training was available, which costs several "
@@ -47,7 +49,8 @@ def _fmt_seconds(s) -> str:
 def evaluations(config: dict) -> dict[str, dict]:
     """The evaluations a config records (``metrics`` entries that hold an accuracy), shipped form first."""
     metrics = config.get("metrics", {})
-    found = {k: v for k, v in metrics.items() if isinstance(v, dict) and "accuracy" in v}
+    found = {k: v for k, v in metrics.items()
+             if isinstance(v, dict) and "accuracy" in v and not k.endswith("_through_detector")}
     training = metrics.get("training", {})
     if isinstance(training, dict) and "validation" in training:
         found.setdefault("validation", training["validation"])
@@ -111,6 +114,10 @@ def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
         f"- face crop: {json.dumps(config.get('crop', {}))}",
         f"- temperature {config.get('temperature', 1.0):.3f} (fitted on the selection split); test-time flip: "
         f"{config.get('tta_flip', False)}",
+        *([f"- balanced setting: logit adjustment with strength tau = {config['balanced']['tau']} against the "
+           f"training class frequencies, chosen on {config['balanced'].get('chosen_on', 'the selection split')} "
+           f"(at most {_pct(config['balanced'].get('max_accuracy_loss'), 1)} of accuracy lost there)"]
+          if config.get("balanced") else []),
         f"- stored as {config.get('storage', 'float32')}"
         + (f"; branches by reference: {', '.join(r['weights'] for r in config['branch_refs'].values())}"
            if config.get("branch_refs") else ""),
@@ -147,6 +154,15 @@ def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
             lines.append(f"| {n} | " + " | ".join(_pct(ev.get("recall", {}).get(n)) for ev in evals.values()) + " |")
     else:
         lines.append("No metrics recorded.")
+    through = config.get("metrics", {}).get("ferplus_valid_through_detector")
+    if through:
+        lines += ["", f"Through the detector, as the page reads a photo (each FER+ valid crop enlarged "
+                      f"{through.get('scale', 4):g}x, bicubic, centred on a grey canvas "
+                      f"{through.get('canvas', 2):g}x its side, found by YuNet and cropped by the spec above): "
+                      f"{_pct(through['detection_rate'], 1)} of the "
+                      f"faces found, accuracy **{_pct(through['accuracy'])}** (balanced "
+                      f"{_pct(through.get('balanced_accuracy'))}; a face not found counts as wrong) against "
+                      f"{_pct(through.get('crop_accuracy'))} on the crops."]
     for img in images:
         lines += ["", f"![{img}]({img})"]
     lines += ["", "## Limits", ""] + [f"- {text}" for text in limits(prov)] + [""]
@@ -154,8 +170,9 @@ def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
 
 
 TABLE_BEGIN, TABLE_END = "<!-- weights-table: begin -->", "<!-- weights-table: end -->"
-TABLE_HEADER = ["| model | input | stored | FER+ valid | balanced | ECE | FER2013 val (7) | epochs | "
-                "CPU wall time to the shipped epoch |", "|---|---|---|---|---|---|---|---|---|"]
+TABLE_HEADER = ["| model | input | stored | FER+ valid | balanced | ECE | balanced setting (its balanced) | "
+                "through the detector (found) | FER2013 val (7) | epochs | CPU wall time to the shipped epoch |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
 
 
 def weights_table(weights_dir, link_root: str = "") -> list[str]:
@@ -171,11 +188,14 @@ def weights_table(weights_dir, link_root: str = "") -> list[str]:
         if before:
             epochs = f"{before.get('epochs_completed', '?')} + {epochs}"
         valid, fer2013 = metrics.get("ferplus_valid", {}), metrics.get("fer2013_val", {})
+        bal, det = metrics.get("ferplus_valid_balanced", {}), metrics.get("ferplus_valid_through_detector", {})
         size_mb = (folder / WEIGHTS_FILE).stat().st_size / 1e6
         rows.append(f"| [{entry.title or entry.name}]({link_root}{entry.local_dir}/README.md) | "
                     f"{config['input_size'][1]} px | {size_mb:.1f} MB ({config.get('storage', 'float32')}) | "
                     f"**{_pct(valid.get('accuracy'))}** | {_pct(valid.get('balanced_accuracy'))} | "
-                    f"{_pct(valid.get('ece'), 1)} | {_pct(fer2013.get('accuracy'))} | "
+                    f"{_pct(valid.get('ece'), 1)} | {_pct(bal.get('accuracy'))} "
+                    f"({_pct(bal.get('balanced_accuracy'))}) | {_pct(det.get('accuracy'))} "
+                    f"({_pct(det.get('detection_rate'), 1)}) | {_pct(fer2013.get('accuracy'))} | "
                     f"{epochs} | {f'{wall / 3600:.1f} h' if wall is not None else '-'} |")
     return rows
 

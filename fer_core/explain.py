@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.image import scale_cam_image, show_cam_on_image
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
 from .images import gray_to_rgb
@@ -96,23 +95,25 @@ class _ShownClass:
     image's among them), read from the forward that Grad-CAM has just run. For another view of a face (``i >= n``)
     no map is shown: its target is zero, so the backward starts from the shown rows alone."""
 
-    def __init__(self, cap: _Capture, i: int, n: int, k: int | None):
-        self.cap, self.i, self.n, self.k = cap, i, n, k
+    def __init__(self, cap: _Capture, i: int, n: int, k: int | None, reading=None):
+        self.cap, self.i, self.n, self.k, self.reading = cap, i, n, k, reading
 
     def __call__(self, output):
         if self.i >= self.n:
             return output[0] * 0
         k = self.k
         if k is None:
-            logits = self.cap.details["logits"].detach()
-            k = int(logits[self.i::self.n].float().mean(0).argmax())
+            logits = self.cap.details["logits"].detach()[self.i::self.n].float().mean(0)
+            k = int((self.reading(logits[None])[0] if self.reading else logits).argmax())
         return output[k]
 
 
-def gradcam_with_details(model, x: torch.Tensor, classes=None, shown: int | None = None, cheap: bool = True):
+def gradcam_with_details(model, x: torch.Tensor, classes=None, shown: int | None = None, cheap: bool = True,
+                         reading=None):
     """Grad-CAM maps (``shown x H x W`` in [0, 1], at the input's size) of the first ``shown`` rows of ``x`` (all
     by default; the rows after them are other views of the same faces, in the same order, e.g. their mirror
-    images), each for ``classes[i]`` or else the top of that face's logits averaged over its views; plus the same
+    images), each for ``classes[i]`` or else the top of that face's logits averaged over its views (as
+    ``reading`` turns logits into the scores shown: a temperature and the balanced setting's adjustment); plus the same
     forward's details (logits, pooled features, own attention, all rows) and the target-layer leaves (activations
     whose graph to the logits is kept, for :func:`gradcam_from_leaves`)."""
     layers = model.gradcam_layers(x.shape[-1])
@@ -126,7 +127,7 @@ def gradcam_with_details(model, x: torch.Tensor, classes=None, shown: int | None
         ctx = graph_from(layers) if cheap else contextlib.nullcontext([])
         with ctx as leaves, torch.enable_grad():
             with GradCAM(model=cap, target_layers=layers) as cam:
-                targets = [_ShownClass(cap, i, n, None if classes is None else int(classes[i % n]))
+                targets = [_ShownClass(cap, i, n, None if classes is None else int(classes[i % n]), reading)
                            for i in range(len(x))]
                 maps = cam(input_tensor=x, targets=targets)
         # Grad-CAM's gradient hooks live in the retained autograd graph and point back (through its

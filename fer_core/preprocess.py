@@ -57,9 +57,10 @@ class CropSpec:
                 "source_size": self.size}
 
 
-# The crop of FER+ / FER2013-style training images (48x48 grayscale, roughly the face box), as measured through
-# YuNet on a train slice (train_scripts/fit_crop.py; BENCHMARKS.md, "Through the detector").
-FER_CROP = CropSpec()
+# The crop of FER+ / FER2013-style training images (48x48 grayscale, about the face box): fitted through YuNet on
+# FER+'s selection slice of train (train_scripts/fit_crop.py; BENCHMARKS.md, "Through the detector"): a square
+# of the box's longer side (YuNet's box is taller than wide), eyes levelled, not moved.
+FER_CROP = CropSpec(box_scale=1.0, y_offset=0.0, align="eyes")
 
 
 @dataclass(frozen=True)

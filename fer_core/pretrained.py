@@ -61,17 +61,17 @@ def _add(entry: PretrainedEntry):
         PRETRAINED[key] = entry
 
 
-_add(PretrainedEntry("ddamfn", "ddamfn", "ddamfn-ferplus", "v3", "ddamfn",
+_add(PretrainedEntry("ddamfn", "ddamfn", "ddamfn-ferplus", "v4", "ddamfn",
                      "e852778f2121d586d83c45aa2e4e959e34ccfa4e71cdd9a2c86a80e87b309f64",
-                     "40fbdddf65fd34cb508583c93d58cae49180a4492a289d84be0758039f55b6e9", aliases=("ddamfn.ferplus",),
+                     "0a59c22f2c687f22731da8a7534ed883e214eb2398c97ed4c4a87cd3245e62df", aliases=("ddamfn.ferplus",),
                      title="DDAMFN"))
-_add(PretrainedEntry("resnet_dda", "resnet18_dda", "resnet-dda-ferplus", "v4", "resnet_dda",
+_add(PretrainedEntry("resnet_dda", "resnet18_dda", "resnet-dda-ferplus", "v5", "resnet_dda",
                      "2228adcf13dfa47701bd66fd88f8e34412d252e9ca8d8aff5ee9c5ddf1d751d2",
-                     "580935b544297dec4a81925584bcabd1d7de01dd61c1c6b968ed81f0ea3b8f51",
+                     "69d9f13b39b4ce7eba87f32c8544edffcd42b8c8344be5e470b2f16d8da2b45d",
                      aliases=("resnet_dda.ferplus",), title="ResNet18+DDA (DDA on stages 3-4)"))
-_add(PretrainedEntry("fusion", "fusion", "fusion-ferplus", "v5", "fusion",
-                     "a1718ed8c21d0a188bf043f1e1e82a1c0e0df642c8bd1322da5cdd276bd72785",
-                     "5690d95794f5c8cd96ab08e8d606b54ef96f76f6444f49109bf33bfb45772a9b", aliases=("fusion.ferplus",),
+_add(PretrainedEntry("fusion", "fusion", "fusion-ferplus", "v6", "fusion",
+                     "5c17c1139260ff796a180e3ffc31c1e5a00b5e61a291f9b83788f868d92a5c9d",
+                     "25269a0c12512556ea19faf023025a90c7ca760ef1a5dc8c7d73178466984c70", aliases=("fusion.ferplus",),
                      title="Fusion (attention over the two)"))
 
 

@@ -12,6 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 DISPLAY_NAMES = {"ddamfn": "DDAMFN", "resnet_dda": "ResNet+DDA", "fusion": "Fusion"}
+# Doubt. A reading whose calibrated top probability is below UNCERTAIN_BELOW is more often wrong than right (the
+# models are calibrated on their selection split: ECE 3-4% on FER+ valid, BENCHMARKS.md "Doubt"); a face box
+# smaller than MIN_READABLE_PX is read from a crop enlarged from fewer pixels than the 48x48 training images hold
+# by two thirds. Either is marked uncertain, on the page and in the JSON.
+UNCERTAIN_BELOW = 0.5
+MIN_READABLE_PX = 32
 
 
 def display_name(key: str) -> str:
@@ -40,8 +46,12 @@ class ModelResult:
     def name(self) -> str:
         return display_name(self.key)
 
+    @property
+    def uncertain(self) -> bool:
+        return self.confidence < UNCERTAIN_BELOW
+
     def to_json(self, maps: bool = False) -> dict:
-        out = {"probs": self.probs, "top": self.top, "confidence": self.confidence}
+        out = {"probs": self.probs, "top": self.top, "confidence": self.confidence, "uncertain": self.uncertain}
         if self.branch_weights is not None:
             out["branch_weights"] = self.branch_weights
         if maps:
@@ -74,9 +84,26 @@ class FaceResult:
     def agreement(self) -> dict:
         return agreement(self.models)
 
+    @property
+    def too_small(self) -> bool:
+        return min(self.box[2], self.box[3]) < MIN_READABLE_PX
+
+    @property
+    def doubts(self) -> list[str]:
+        """Why this face's readings may be wrong (empty when nothing says so)."""
+        out = []
+        if self.too_small:
+            out.append(f"the face is {min(self.box[2], self.box[3]):.0f} px, below the {MIN_READABLE_PX} px "
+                       "a reliable reading needs")
+        low = [display_name(k) for k, m in self.models.items() if m.uncertain]
+        if low:
+            out.append(f"{', '.join(low)}: top probability below {UNCERTAIN_BELOW:.0%}")
+        return out
+
     def to_json(self, maps: bool = False) -> dict:
         return {"index": self.index, "box": self.box, "score": self.score, "landmarks": self.landmarks,
-                "models": {k: m.to_json(maps) for k, m in self.models.items()}, "agreement": self.agreement}
+                "models": {k: m.to_json(maps) for k, m in self.models.items()}, "agreement": self.agreement,
+                "too_small": self.too_small, "uncertain": bool(self.doubts), "doubts": self.doubts}
 
 
 @dataclass

@@ -153,13 +153,27 @@ def save_pretrained(model: nn.Module, out_dir, config: dict, *, storage: str = "
     if bad:
         raise WeightsError(f"not saving {config['architecture']} to {out_dir} as {storage}: values beyond its range, "
                            + _nonfinite_message(bad))
-    with atomic_output(out_dir / WEIGHTS_FILE) as tmp:
-        save_file(encoded, str(tmp),
-                  metadata={"format": "pt", "architecture": config["architecture"], "storage": storage})
+    if not _same_tensors(out_dir / WEIGHTS_FILE, encoded):  # unchanged tensors keep their file (and sha256)
+        with atomic_output(out_dir / WEIGHTS_FILE) as tmp:
+            save_file(encoded, str(tmp),
+                      metadata={"format": "pt", "architecture": config["architecture"], "storage": storage})
     config["files"] = {WEIGHTS_FILE: {"sha256": sha256_file(out_dir / WEIGHTS_FILE),
                                       "bytes": (out_dir / WEIGHTS_FILE).stat().st_size}}
     write_config(out_dir, config)
     return out_dir
+
+
+def _same_tensors(path: Path, encoded: dict) -> bool:
+    """Whether the safetensors file at ``path`` holds exactly ``encoded`` (names, dtypes, values)."""
+    if not path.is_file():
+        return False
+    try:
+        stored = load_file(str(path))
+    except (SafetensorError, OSError, ValueError):
+        return False
+    return stored.keys() == encoded.keys() and all(
+        stored[k].dtype == t.dtype and stored[k].shape == t.shape and torch.equal(stored[k], t)
+        for k, t in encoded.items())
 
 
 def write_config(weights_dir, config: dict) -> Path:
@@ -269,6 +283,7 @@ def load_weights(path, expected_sha256: str | None = None, reuse=()) -> nn.Modul
     model.eval()
     model.pretrained_cfg = config
     model.temperature = float(config.get("temperature", 1.0))
+    model.weights_dir = wdir  # where derived files (its ONNX export) are cached
     return model
 
 

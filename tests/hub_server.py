@@ -3,8 +3,10 @@
 It serves ``HEAD`` / ``GET /{repo_id}/resolve/{revision}/{filename}`` from files put into it, with the headers
 ``huggingface_hub`` reads: ``X-Repo-Commit``, ``ETag`` (the sha256 for large files, like the Hub's LFS files),
 ``Content-Length``; unknown files get 404 with ``X-Error-Code: EntryNotFound``. For publishing it answers the
-calls ``HfApi.create_repo`` / ``upload_folder`` / ``create_tag`` make (repo creation, YAML validation,
-pre-upload, where every file is a "regular" upload, the NDJSON commit, tags). Every request is logged.
+calls ``HfApi.create_repo`` / ``upload_folder`` / ``create_commit`` / ``create_tag`` make for model repos and
+Spaces (repo creation, YAML validation, pre-upload, where every file is a "regular" upload, the NDJSON commit,
+tags, a Space's variables). Every request is logged. (The real Hub sends large files to LFS / Xet storage instead; this stand-in keeps
+every file whole.)
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ class HubStandIn:
         self.commits: dict[tuple[str, str], str] = {}
         self.log: list[tuple[str, str]] = []
         self.repos: set[str] = set()
+        self.repo_types: dict[str, str] = {}
+        self.variables: dict[str, dict[str, str]] = {}  # Space -> its variables
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -68,10 +72,16 @@ class HubStandIn:
                     req = json.loads(body)
                     repo = f"{req['organization']}/{req['name']}" if req.get("organization") else req["name"]
                     hub.repos.add(repo)
+                    hub.repo_types[repo] = req.get("type", "model")
                     return self._json({"url": f"{hub.url}/{repo}", "name": repo})
+                if len(parts) == 5 and parts[:2] == ["api", "spaces"] and parts[4] == "variables":
+                    req = json.loads(body)
+                    hub.variables.setdefault(f"{parts[2]}/{parts[3]}", {})[req["key"]] = req["value"]
+                    return self._json({k: {"value": v, "updatedAt": "2026-01-01T00:00:00.000Z"}
+                                       for k, v in hub.variables[f"{parts[2]}/{parts[3]}"].items()})
                 if path == "/api/validate-yaml":
                     return self._json({"errors": [], "warnings": []})
-                if len(parts) >= 6 and parts[0] == "api" and parts[1] == "models":
+                if len(parts) >= 6 and parts[0] == "api" and parts[1] in ("models", "spaces"):
                     repo, action, rev = f"{parts[2]}/{parts[3]}", parts[4], "/".join(parts[5:])
                     if action == "preupload":
                         files = json.loads(body)["files"]

@@ -294,13 +294,25 @@ def test_agreement():
     assert c["text"] == "The 2 models disagree" and c["majority"] in ("happiness", "sadness")
 
 
-def test_cli_on_images_folder_and_video(weights, tmp_path):
-    vid = tmp_path / "clip.avi"
+def _clip(path, frames=6, damaged=None):
+    """An MJPG clip of the Hopper photo drifting sideways; frame ``damaged`` made undecodable."""
     rgb = load_image(HOPPER)
-    wr = cv2.VideoWriter(str(vid), cv2.VideoWriter_fourcc(*"MJPG"), 10, (rgb.shape[1], rgb.shape[0]))
-    for i in range(6):
+    wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (rgb.shape[1], rgb.shape[0]))
+    for i in range(frames):
         wr.write(cv2.cvtColor(np.roll(rgb, 3 * i, axis=1), cv2.COLOR_RGB2BGR))
     wr.release()
+    if damaged is not None:
+        data = bytearray(path.read_bytes())
+        starts = [i for i in range(len(data) - 2) if data[i:i + 3] == b"\xff\xd8\xff"]  # each frame's JPEG
+        data[starts[damaged]:starts[damaged] + 2000] = bytes(2000)
+        path.write_bytes(bytes(data))
+    return path
+
+
+def test_cli_on_images_folder_and_a_damaged_video(weights, tmp_path):
+    """Images, a folder with a broken file, and a clip with an undecodable frame: every readable input gets its
+    records (the clip's faces tracked), each problem is reported by name, and nothing stops early."""
+    vid = _clip(tmp_path / "clip.avi", frames=7, damaged=2)
     folder = tmp_path / "imgs"
     folder.mkdir()
     (folder / "a.png").write_bytes(ASTRONAUT.read_bytes())
@@ -308,17 +320,27 @@ def test_cli_on_images_folder_and_video(weights, tmp_path):
     out = tmp_path / "out.json"
     env = {"FER_WEIGHTS_DIR": str(weights), "HF_HUB_OFFLINE": "1", "FER_YUNET_PATH": str(YUNET), "PATH": "/usr/bin"}
     r = subprocess.run([sys.executable, "-m", "fer_core.predict", str(HOPPER), str(folder), str(vid), "--every", "2",
-                        "--json", str(out), "--csv", str(tmp_path / "out.csv")], cwd=ROOT, capture_output=True,
-                       text=True, env=env, timeout=300)
+                        "--json", str(out), "--csv", str(tmp_path / "out.csv"), "--maps"], cwd=ROOT,
+                       capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 1, r.stderr  # one input was not an image
     recs = json.loads(out.read_text())
-    assert [rec.get("frame") for rec in recs if rec["file"] == str(vid)] == [0, 2, 4]
+    clip = [rec for rec in recs if rec["file"] == str(vid)]
+    assert [rec["frame"] for rec in clip] == [0, 2, 4, 6] and "error" in clip[1] and "frame 2" in r.stderr
+    assert {f["track"] for rec in clip if "faces" in rec for f in rec["faces"]} == {1}  # one person, one track
     assert any("error" in rec and rec["file"].endswith("broken.jpg") for rec in recs)
     assert "broken.jpg" in r.stderr
     ok = [rec for rec in recs if "faces" in rec]
     assert len(ok) == 5 and all(len(rec["faces"]) == 1 for rec in ok)
+    face = ok[0]["faces"][0]
+    assert {"too_small", "uncertain", "doubts"} <= set(face) and "uncertain" in face["models"]["ddamfn"]
+    # --maps: each image's maps as PNGs beside the JSON, their paths in its record (videos are read without maps)
+    photo = next(rec for rec in ok if rec["file"] == str(HOPPER))
+    for kind in ("gradcam", "attention"):
+        png = cv2.imread(photo["maps"][f"face1/fusion/{kind}"], cv2.IMREAD_UNCHANGED)
+        assert png.shape == (224, 224) and png.dtype == np.uint8
     rows = (tmp_path / "out.csv").read_text().splitlines()
-    assert rows[0] == "file,frame,face,model,top,confidence" and len(rows) == 1 + 5 * 3
+    assert rows[0].startswith("file,frame,time_s,face,model,top,confidence,uncertain,neutral,happiness")
+    assert len(rows) == 1 + 5 * 3
 
 
 def test_gradcam_leaves_nothing_alive():

@@ -45,9 +45,11 @@ def test_the_fusion_on_the_page_is_the_fusion_evaluated(shipped, valid):
     assert torch.allclose(fused, ref, atol=1e-4), (fused - ref).abs().max()
 
 
-def test_the_page_path_scores_what_evaluate_py_reports(shipped, valid, tmp_path):
-    """On all of FER+ valid, each model's accuracy through the Analyzer equals evaluate.py's (to 0.1 point), and
-    both equal the figure its config.json (and so its card) records."""
+def test_the_page_path_scores_what_evaluate_py_reports(shipped, valid):
+    """On all of FER+ valid, each model's accuracy through the Analyzer (the page's path from the crops on) equals
+    the figure its config.json and card record, which train_scripts/export.py measured with evaluate.py's
+    evaluation, to 0.1 point; evaluate.py itself gives that figure again (run here for DDAMFN: the same function
+    serves every model)."""
     import sys
 
     sys.path.insert(0, str(ROOT / "train_scripts"))
@@ -57,10 +59,11 @@ def test_the_page_path_scores_what_evaluate_py_reports(shipped, valid, tmp_path)
     for key, slot in shipped.shown.items():
         pred = [slot.labels[int(np.argmax(r[key].logits))] for r in results]
         ours = float(np.mean([p == valid.label_set.names[t] for p, t in zip(pred, valid.labels)]))
-        rep = evaluate.main(["--model", key, "--dataset", "ferplus", "--data-root", str(FERPLUS), "--split", "valid"])
-        assert abs(ours - rep["accuracy"]) <= 0.001, (key, ours, rep["accuracy"])
         card = slot.model.pretrained_cfg["metrics"]["ferplus_valid"]["accuracy"]
-        assert abs(card - rep["accuracy"]) <= 0.001, (key, card, rep["accuracy"])
+        assert abs(ours - card) <= 0.001, (key, ours, card)
+    rep = evaluate.main(["--model", "ddamfn", "--dataset", "ferplus", "--data-root", str(FERPLUS), "--split", "valid"])
+    assert abs(rep["accuracy"] - shipped.slots["ddamfn"].model.pretrained_cfg["metrics"]["ferplus_valid"]["accuracy"]) \
+        <= 0.001
 
 
 def test_golden_readings_of_the_shipped_weights(shipped):

@@ -45,13 +45,12 @@ def test_balanced_sampling_draws_classes_evenly_and_repeatably():
     assert torch.equal(plain.sort().values, torch.arange(len(labels)))  # without: a permutation
 
 
-def test_ema_follows_its_formula_and_is_what_gets_evaluated(tmp_path):
+def test_ema_follows_its_formula_and_the_better_of_ema_and_live_weights_is_kept(tmp_path):
     root = write_ferplus(tmp_path / "ferplus", n_train=16, n_valid=8)
     cfg = TrainConfig(model="ddamfn", data=f"ferplus:{root}", input_size=48, batch_size=8, lr=0.05, ema_decay=0.5,
                       amp="off", channels_last=False, out_dir=str(tmp_path / "run"), warmup_epochs=0)
     run = setup(cfg)
     prepare_training(run)
-    assert run.eval_model is run.ema.module
     x = torch.randn(8, 3, 48, 48)
     t = torch.eye(len(run.train_ds.label_set))[torch.arange(8) % 4]
     snapshots = []
@@ -64,6 +63,19 @@ def test_ema_follows_its_formula_and_is_what_gets_evaluated(tmp_path):
         expected = 0.5 * (0.5 * p1 + 0.5 * p2) + 0.5 * p3  # the first update copies, then ema = d*ema + (1-d)*p
         assert torch.allclose(ema[k], expected, atol=1e-6), k
     assert any(not torch.equal(snapshots[0][k], snapshots[2][k]) for k in snapshots[0])
+    # evaluation scores both the average and the live weights, and best.pt holds the better one
+    from fer_core.train.checkpoint import load_checkpoint
+    from fer_core.train.evaluation import predict_logits
+    from fer_core.train.loop import evaluate
+
+    run.epoch_summary = {"train_loss": 1.0, "train_acc": 0.5, "img_per_s": 1.0}
+    evaluate(run, 0)
+    accs = {name: float((predict_logits(m, run.val_images, run.data).argmax(1).numpy() == run.val_ds.labels).mean())
+            for name, m in (("ema", run.ema.module), ("live", run.model))}
+    assert run.best["weights"] in accs and run.best["accuracy"] == max(accs.values())
+    best = load_checkpoint(run.out / "best.pt", "cpu")["model"]
+    chosen = run.ema.module if run.best["weights"] == "ema" else run.model
+    assert all(torch.equal(best[k], v) for k, v in chosen.state_dict().items())
 
 
 def test_the_recorded_command_rebuilds_the_run():

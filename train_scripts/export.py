@@ -6,8 +6,8 @@
 
 Steps: load SOURCE (a weights folder, e.g. a run's export/) -> write DEST in the chosen storage (float16 or
 per-channel int8; a fusion refers to its branches' folders instead of copying them) -> load DEST back and
-evaluate *that* on FER+ valid (majority protocol, the selection split) and FER2013 val (7 classes, matched by
-name) -> record the metrics (and the source's float32 figures) in DEST/config.json -> confusion-matrix PNGs, the
+evaluate *that* on FER+ valid (majority protocol; on the crops, and through the detector as the page reads a photo)
+and FER2013 val (7 classes, matched by name) -> record the metrics (and the source's float32 figures) in DEST/config.json -> confusion-matrix PNGs, the
 training curves of the run, and a README.md model card.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fer_core.card import render_model_card  # noqa: E402
 from fer_core.data import read_dataset  # noqa: E402
 from fer_core.files import write_text_atomic  # noqa: E402
+from fer_core.preprocess import FER_CROP, CropSpec  # noqa: E402
 from fer_core.train.evaluation import evaluate_model  # noqa: E402
 from fer_core.train.metrics import summarize  # noqa: E402
 from fer_core.train.plots import plot_confusion  # noqa: E402
@@ -33,13 +35,16 @@ EVALUATIONS = (("ferplus_valid", "ferplus", "valid", "FER+ valid (majority, ties
                ("fer2013_val", "fer2013", "val", "FER2013 val (7 classes)"))
 
 
-def export(source, dest, *, storage="float16", branch_refs=None, data_roots=None, run_dir=None,
-           progress=True) -> dict:
+def export(source, dest, *, storage="float16", branch_refs=None, data_roots=None, run_dir=None, fer_crop=False,
+           through_detector=True, progress=True) -> dict:
     source, dest = Path(source), Path(dest)
     model = load_weights(source)
     config = dict(model.pretrained_cfg)
     metrics = {"training": config.get("metrics", {})}  # the trainer's own figures (float32, selection split)
     config["metrics"] = {}
+    if fer_crop:  # the project's fitted crop of FER-style images, at the weight's own crop size and colour
+        own = CropSpec.from_config(config)
+        config["crop"] = replace(FER_CROP, size=own.size, grayscale=own.grayscale).to_config()
     save_pretrained(model, dest, config, storage=storage, branch_refs=branch_refs)
     stored = load_weights(dest)  # what users load: evaluate exactly that
     roots = data_roots or {}
@@ -48,13 +53,23 @@ def export(source, dest, *, storage="float16", branch_refs=None, data_roots=None
         if root is None or not Path(root).exists():
             print(f"skipping {title}: no data at {root}", flush=True)
             continue
-        rep = evaluate_model(stored, read_dataset(kind, root, split), progress=progress)
+        balanced = bool(stored.pretrained_cfg.get("balanced"))
+        rep = evaluate_model(stored, read_dataset(kind, root, split), progress=progress,
+                             settings=("accurate", "balanced") if balanced else ("accurate",))
         metrics[key] = summarize(rep)
+        if balanced:
+            metrics[f"{key}_balanced"] = summarize(rep["balanced"])
+            print(f"{title}, balanced setting: accuracy {rep['balanced']['accuracy']:.4f}, balanced "
+                  f"{rep['balanced']['balanced_accuracy']:.4f}", flush=True)
         plot_confusion(rep["confusion_matrix"], rep["labels"], dest / f"confusion_{key}.png",
                        f"{config['architecture']} ({storage}) on {title}: acc {rep['accuracy']:.4f}")
         print(f"{title}: accuracy {rep['accuracy']:.4f}, balanced {rep['balanced_accuracy']:.4f}, "
               f"ECE {rep['ece']:.4f} (n={rep['n']})" + (f"; without test-time flip {rep['without_flip']['accuracy']:.4f}"
                                                         if rep["tta_flip"] else ""), flush=True)
+    root = roots.get("ferplus")
+    if through_detector and root is not None and Path(root).exists():
+        metrics["ferplus_valid_through_detector"] = measure_through_detector(stored, read_dataset("ferplus", root,
+                                                                                                 "valid"), progress)
     config = read_config(dest / "config.json")
     config["metrics"] = metrics
     write_config(dest, config)
@@ -64,6 +79,21 @@ def export(source, dest, *, storage="float16", branch_refs=None, data_roots=None
     write_text_atomic(dest / "README.md", render_model_card(config, images=sorted(p.name for p in dest.glob("*.png"))))
     load_weights(dest)  # the folder as shipped still loads strictly
     return config
+
+
+def measure_through_detector(model, ds, progress=True) -> dict:
+    """FER+ valid as the page reads photos (fer_core.through_detector): the detection rate and the accuracy."""
+    from fer_core.predict import Analyzer
+    from fer_core.through_detector import evaluate_through_detector
+
+    rep = evaluate_through_detector(Analyzer({"model": model}, detector="yunet"), ds, progress=progress)
+    m = rep.pop("models")["model"]
+    out = {"n": rep["n"], "detection_rate": rep["detection_rate"], **m["through_detector"],
+           "crop_accuracy": m["crops"]["accuracy"], "agreement_with_crops": m["agreement_with_crops"],
+           "scale": rep["scale"], "canvas": rep["canvas"]}
+    print(f"through the detector: {out['detection_rate']:.2%} found, accuracy {out['accuracy']:.4f} (balanced "
+          f"{out['balanced_accuracy']:.4f}) against {out['crop_accuracy']:.4f} on the crops", flush=True)
+    return out
 
 
 def _refs(text: str) -> dict | None:
@@ -79,9 +109,14 @@ def main(argv=None) -> dict:
     ap.add_argument("--ferplus", default=str(SHARED / "ferplus"), help="FER+ root (FER2013Valid/ inside)")
     ap.add_argument("--fer2013", default=str(SHARED / "fer2013"), help="FER2013 class folders (val/ inside)")
     ap.add_argument("--run-dir", default=None, help="the run whose curves.png to copy (default: SOURCE/..)")
+    ap.add_argument("--fer-crop", action="store_true",
+                    help="stamp the project's fitted crop spec for FER-style images (fer_core.preprocess.FER_CROP)")
+    ap.add_argument("--no-through-detector", dest="through_detector", action="store_false",
+                    help="skip the accuracy through the detector on FER+ valid (minutes on a CPU)")
     a = ap.parse_args(argv)
     return export(a.source, a.dest, storage=a.storage, branch_refs=_refs(a.branch_refs),
-                  data_roots={"ferplus": a.ferplus, "fer2013": a.fer2013}, run_dir=a.run_dir)
+                  data_roots={"ferplus": a.ferplus, "fer2013": a.fer2013}, run_dir=a.run_dir, fer_crop=a.fer_crop,
+                  through_detector=a.through_detector)
 
 
 if __name__ == "__main__":

@@ -1,68 +1,79 @@
 #!/usr/bin/env bash
-# Train the three shipped models and the fusion baselines with the shipped recipes, then export each the way
-# weights/ holds it. One command, CPU or GPU, one output folder, resumable: run it again after a stop or a crash
-# and every stage continues from its last checkpoint (finished stages are skipped).
+# Train the three models from scratch with the clean-selection recipe (choices made on a slice of FER+ train, FER+
+# valid only reported), then export each the way weights/ holds it. One command, CPU or GPU, one output folder,
+# resumable: run it again after a stop or a crash and every stage continues from its last checkpoint (finished
+# stages are skipped). The shipped weights' own commands are on their cards (weights/*/README.md).
 #
 #   bash train_scripts/train_all.sh                         # into $FER_RUNS (default ~/.cache/fer/runs)
-#   RUNS=/data/runs THREADS=1 bash train_scripts/train_all.sh ddamfn   # one stage: ddamfn|resnet_dda|fusion|baselines|export
+#   RUNS=/data/runs THREADS=1 bash train_scripts/train_all.sh ddamfn   # one stage: teach|ddamfn|resnet_dda|fusion|export
 #
-# On a 2-core CPU the two branches train side by side, one thread each (STAGES=parallel, the default there);
-# the fusion and its baselines need both branches first. Wall time on a 2-core CPU: see BENCHMARKS.md.
+# On a 2-core CPU the two branches train side by side, one thread each; the fusion needs both branches first.
+# Recipe: FER+ vote distributions, distillation from the teachers' calibrated probabilities (TEACHERS, default
+# the shipped three), EMA, selection on the shipped slice of train (--select ferplus). Wall time: BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}
 RUNS=${RUNS:-${FER_RUNS:-$HOME/.cache/fer/runs}}
-DATA=${DATA:-cache:.data/ferplus.npz.xz}
 FERPLUS=${FERPLUS:-../shared/datasets/ferplus}
+MAJORITY=.data/ferplus.npz.xz
+VOTES=.data/ferplus_prob.npz.xz
+TEACHER=.data/teacher_ferplus_train.npz
+TEACHERS=${TEACHERS:-weights/ddamfn weights/resnet_dda weights/fusion}
 OUT_WEIGHTS=${OUT_WEIGHTS:-$RUNS/weights}
 STAGE=${1:-all}
 THREADS=${THREADS:-1}
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 FER_RUNS=$RUNS
 mkdir -p "$RUNS"
 
-if [[ ! -f ${DATA#cache:} && $DATA == cache:* ]]; then
-  $PY train_scripts/prepare_data.py "ferplus:$FERPLUS" --splits train,valid --out "${DATA#cache:}"
-fi
+[[ -f $MAJORITY ]] || $PY train_scripts/prepare_data.py "ferplus:$FERPLUS" --splits train,valid --out $MAJORITY
+[[ -f $VOTES ]] || $PY train_scripts/prepare_data.py "ferplus:$FERPLUS" --splits train --protocol probability --out $VOTES
+
+COMMON=(--data "cache:$VOTES" --protocol probability --val-data "cache:$MAJORITY" --select ferplus
+        --distill "$TEACHER" --distill-weight 0.5 --batch-size 128 --ema-decay 0.998 --save-every 50 --seed 0)
 
 train() {  # NAME ARGS...: one resumable run in $RUNS/NAME, skipped once exported
   local name=$1; shift
   if [[ -f $RUNS/$name/export/config.json ]]; then echo "$name: done ($RUNS/$name/export)"; return; fi
-  $PY train_scripts/train.py --data "$DATA" --out "$RUNS/$name" --resume --save-every 50 --threads "$THREADS" "$@" \
-    > "$RUNS/$name.log" 2>&1 || { echo "$name failed: see $RUNS/$name.log" >&2; return 1; }
+  $PY train_scripts/train.py --name "$name" --resume --threads "$THREADS" "$@" > "$RUNS/$name.log" 2>&1 \
+    || { echo "$name failed: see $RUNS/$name.log" >&2; return 1; }
   echo "$name: $(grep -a '^best epoch' "$RUNS/$name.log" | tail -1)"
 }
 
+teach() {
+  [[ -f $TEACHER ]] || $PY train_scripts/teach.py --teachers $TEACHERS --data "cache:$VOTES" --out $TEACHER
+}
 ddamfn() {
-  train ddamfn --model ddamfn --model-args '{"zero_init_residual": true}' --input-size 64 --epochs 20 \
-    --batch-size 128 --lr 0.05 --warmup-epochs 2 --amp off --compile --seed 0
+  train ddamfn64_kd "${COMMON[@]}" --model ddamfn --model-args '{"zero_init_residual":true}' --input-size 64 \
+    --epochs 25 --lr 0.05 --warmup-epochs 2 --amp off --compile
 }
 resnet_dda() {
-  train resnet_dda --model resnet18_dda --model-args '{"dda_stages": [3, 4], "drop_rate": 0.4}' --input-size 64 \
-    --epochs 30 --batch-size 128 --lr 0.1 --warmup-epochs 1 --amp auto --seed 0
+  train resnet80_kd "${COMMON[@]}" --model resnet18_dda --model-args '{"dda_stages":[3,4],"drop_rate":0.4}' \
+    --input-size 80 --epochs 30 --lr 0.1 --warmup-epochs 1 --amp auto
 }
-fusion() {  # MODE [NAME]: the fusion (attention) or a baseline, from the exported, stored branches
-  local mode=$1 name=${2:-fusion_$1}
-  train "$name" --model fusion --fusion-mode "$mode" --branch-a "$OUT_WEIGHTS/ddamfn" \
-    --branch-b "$OUT_WEIGHTS/resnet_dda" --epochs 6 --batch-size 128 --lr 0.01 --warmup-epochs 0.5 --seed 0
+export_one() {  # RUN DEST [ARGS]: the balanced reading fitted on the slice, then stored, measured, carded
+  $PY train_scripts/fit_balance.py "$RUNS/$1/export"
+  FER_WEIGHTS_DIR=$OUT_WEIGHTS $PY train_scripts/export.py "$RUNS/$1/export" "$OUT_WEIGHTS/$2" --storage float16 \
+    --fer-crop --ferplus "$FERPLUS" "${@:3}"
 }
-export_one() {  # RUN DEST [ARGS]
-  $PY train_scripts/export.py "$RUNS/$1/export" "$OUT_WEIGHTS/$2" --storage float16 --ferplus "$FERPLUS" "${@:3}"
+fusion() {  # from the exported, stored branches, on the same slice
+  train fusion_kd --model fusion --branch-a "$OUT_WEIGHTS/ddamfn" --branch-b "$OUT_WEIGHTS/resnet_dda" \
+    --data "cache:$MAJORITY" --select ferplus --epochs 1 --batch-size 128 --lr 0.01 --warmup-epochs 0.1 --seed 0
 }
 
 case $STAGE in
-  ddamfn) ddamfn ;;
-  resnet_dda) resnet_dda ;;
-  fusion) fusion attention fusion ;;
-  baselines) for m in late early joint; do fusion "$m"; done ;;
+  teach) teach ;;
+  ddamfn) teach; ddamfn ;;
+  resnet_dda) teach; resnet_dda ;;
+  fusion) fusion ;;
   export)
-    export_one ddamfn ddamfn
-    export_one resnet_dda resnet_dda ;;
+    export_one ddamfn64_kd ddamfn
+    export_one resnet80_kd resnet_dda ;;
   all)
+    teach
     ddamfn & a=$!; resnet_dda & b=$!; wait $a; wait $b
-    export_one ddamfn ddamfn
-    export_one resnet_dda resnet_dda
-    fusion attention fusion
-    export_one fusion fusion --branch-refs branch_a=../ddamfn,branch_b=../resnet_dda
-    for m in late early joint; do fusion "$m"; done ;;
-  *) echo "unknown stage $STAGE (ddamfn|resnet_dda|fusion|baselines|export|all)" >&2; exit 2 ;;
+    export_one ddamfn64_kd ddamfn
+    export_one resnet80_kd resnet_dda
+    fusion
+    export_one fusion_kd fusion --branch-refs branch_a=ddamfn,branch_b=resnet_dda ;;
+  *) echo "unknown stage $STAGE (teach|ddamfn|resnet_dda|fusion|export|all)" >&2; exit 2 ;;
 esac

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..balance import offset
 from ..data.datasets import ImageDataset
 from ..labels import canonical_name
 from ..preprocess import DataConfig, build_transform, map_inputs, resolve_data_config
@@ -44,19 +45,28 @@ def predict_logits(model, images: torch.Tensor, dc: DataConfig, tta_flip: bool |
 
 
 def evaluate_model(model, ds: ImageDataset, *, tta_flip: bool | None = None, device="cpu", progress=False,
-                   missing: str = "leave_out") -> dict:
+                   missing: str = "leave_out", settings=("accurate",)) -> dict:
     """Metrics of a loaded model (with ``pretrained_cfg``) on ``ds``, over the classes both share; with test-time
-    flip also ``without_flip``: the accuracies of the original view alone, from the same forward passes."""
+    flip also ``without_flip``: the accuracies of the original view alone, from the same forward passes. Each
+    further reading in ``settings`` (``balanced``: :mod:`fer_core.balance`) is scored from the same logits, under
+    its name."""
     dc = resolve_data_config(model)
     tta = dc.tta_flip if tta_flip is None else tta_flip
     images = torch.from_numpy(ds.images).to(device)
     views = predict_logits(model.to(device), images, dc, tta, progress=progress, per_view=True).cpu()
     names = list(model.pretrained_cfg["label_names"])
-    rep = score_by_name(names, views.mean(0) / dc.temperature, ds, missing=missing)
-    rep.update({"tta_flip": tta, "temperature": dc.temperature})
+
+    def reading(logits, setting):
+        shift = offset(model.pretrained_cfg, setting)
+        return logits / dc.temperature - (0 if shift is None else shift)
+
+    rep = score_by_name(names, reading(views.mean(0), settings[0]), ds, missing=missing)
+    rep.update({"tta_flip": tta, "temperature": dc.temperature, "setting": settings[0]})
     if tta:
-        plain = score_by_name(names, views[0] / dc.temperature, ds, missing=missing)
+        plain = score_by_name(names, reading(views[0], settings[0]), ds, missing=missing)
         rep["without_flip"] = {k: plain[k] for k in ("accuracy", "balanced_accuracy")}
+    for setting in settings[1:]:
+        rep[setting] = score_by_name(names, reading(views.mean(0), setting), ds, missing=missing)
     return rep
 
 

@@ -120,7 +120,8 @@ def setup(cfg: TrainConfig) -> Run:
     run = Run(cfg=cfg, out=out, device=device, world=world, rank=rank, train_ds=train_ds, val_ds=val_ds,
               model=model, data=data, amp=resolve_amp(cfg.amp, device),
               images=torch.from_numpy(train_ds.images).to(device),
-              targets=train_targets(cfg, train_ds, n_classes).to(device), val_images=torch.from_numpy(val_ds.images).to(device),
+              targets=train_targets(cfg, train_ds, n_classes).to(device),
+              val_images=torch.from_numpy(val_ds.images).to(device),
               per_rank=per_rank, steps_per_epoch=steps_per_epoch,
               params=[p for p in model.parameters() if p.requires_grad], t_start=t_start)
     run.log(train_ds.report(), val_ds.report(), sep="\n")
@@ -130,7 +131,8 @@ def setup(cfg: TrainConfig) -> Run:
     if cfg.init_from and not cfg.export_only:
         run.log(f"initialised from {cfg.init_from} (fresh schedule)")
     if cfg.distill:
-        run.log(f"targets: {1 - cfg.distill_weight:g} x labels + {cfg.distill_weight:g} x the teachers in {cfg.distill}")
+        run.log(f"targets: {1 - cfg.distill_weight:g} x labels + {cfg.distill_weight:g} x the teachers in "
+                f"{cfg.distill}")
     return run
 
 
@@ -269,18 +271,26 @@ def evaluate(run: Run, epoch: int) -> None:
     if not run.main:
         return
     s = run.epoch_summary
-    logits = predict_logits(run.eval_model, run.val_images, run.data,
-                            amp_dtype=run.amp_dtype, channels_last=run.cfg.channels_last).cpu()
-    rep = classification_report(run.val_ds.labels, logits.softmax(1).numpy(), run.train_ds.label_set.names)
+    rep, chosen = None, None
+    # with an EMA both the averaged and the live weights are scored, and the better one is kept: an average
+    # taken while the weights still move fast can be far worse than either end of it (DDAMFN's first epochs)
+    for name, model in ([("ema", run.ema.module)] if run.ema is not None else []) + [("live", run.model)]:
+        logits = predict_logits(model, run.val_images, run.data, amp_dtype=run.amp_dtype,
+                                channels_last=run.cfg.channels_last).cpu()
+        r = classification_report(run.val_ds.labels, logits.softmax(1).numpy(), run.train_ds.label_set.names)
+        if rep is None or better(r, rep):
+            rep, chosen = r, (name, model)
     row = {"epoch": epoch + 1, "step": (epoch + 1) * run.steps_per_epoch, "train_loss": f"{s['train_loss']:.5f}",
            "train_acc": f"{s['train_acc']:.5f}", "val_acc": f"{rep['accuracy']:.5f}",
            "val_bacc": f"{rep['balanced_accuracy']:.5f}", "lr": f"{run.scheduler.get_last_lr()[0]:.6g}",
            "img_per_s": f"{s['img_per_s']:.1f}", "elapsed_s": f"{run.elapsed():.1f}"}
     print(f"epoch {epoch + 1}: loss {s['train_loss']:.4f} train acc {s['train_acc']:.4f} | val acc "
-          f"{rep['accuracy']:.4f} balanced {rep['balanced_accuracy']:.4f} | {row['img_per_s']} img/s", flush=True)
+          f"{rep['accuracy']:.4f} balanced {rep['balanced_accuracy']:.4f}"
+          + (f" ({chosen[0]} weights)" if run.ema is not None else "") + f" | {row['img_per_s']} img/s", flush=True)
     if better(rep, run.best):
-        run.best = {"accuracy": rep["accuracy"], "balanced_accuracy": rep["balanced_accuracy"], "epoch": epoch + 1}
-        save_checkpoint(run.out / "best.pt", {"model": run.eval_model.state_dict(), "best": run.best})
+        run.best = {"accuracy": rep["accuracy"], "balanced_accuracy": rep["balanced_accuracy"], "epoch": epoch + 1,
+                    **({"weights": chosen[0]} if run.ema is not None else {})}
+        save_checkpoint(run.out / "best.pt", {"model": chosen[1].state_dict(), "best": run.best})
     with open(run.out / "metrics.csv", "a", newline="") as f:
         csv.DictWriter(f, METRIC_FIELDS).writerow(row)
     run.csv_rows += 1

@@ -59,10 +59,6 @@ class Run:
     def amp_dtype(self):
         return AMP_DTYPES[self.amp]
 
-    @property
-    def eval_model(self) -> nn.Module:
-        return self.ema.module if self.ema is not None else self.model
-
     def elapsed(self) -> float:
         return self.elapsed_before + time.time() - self.t_start
 

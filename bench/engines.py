@@ -1,0 +1,132 @@
+"""Inference engines against each other, in one run: eager torch (the baseline), ONNX Runtime, and torch.compile,
+per shipped model (one face with its mirror image: a batch of two, as the page reads it); the whole page path
+for a one-face photo without maps; where the time of an eager forward goes (torch.profiler, per operator, at
+batch 1 and 2); and, with --accuracy, each engine's FER+ valid accuracy.
+
+    python bench/engines.py --json out.json [--accuracy] [--threads 2]
+
+Every figure is a p50 over --runs; the ratios are against eager torch measured in the same run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from bench.timing import p50  # noqa: E402
+from fer_core.predict import MODEL_KEYS, Analyzer  # noqa: E402
+from fer_core.runtime import onnx_reader  # noqa: E402
+
+
+def flops(model, x) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(x)
+    return counter.get_total_flops()
+
+
+def profile(model, x, top: int = 8) -> list[dict]:
+    """The operators that take most of an eager forward (self CPU time), as shares of the total."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    with torch.inference_mode():
+        for _ in range(3):
+            model(x)
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(10):
+                model(x)
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    events.sort(key=lambda e: -e.self_cpu_time_total)
+    return [{"op": e.key, "share": round(e.self_cpu_time_total / total, 3), "calls_per_forward": e.count // 10}
+            for e in events[:top]]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--weights-dir", default=str(ROOT / "weights"))
+    ap.add_argument("--photo", default=str(ROOT / "demo/examples/grace_hopper.jpg"))
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--compile", action="store_true", help="also torch.compile each model (minutes)")
+    ap.add_argument("--accuracy", action="store_true", help="FER+ valid accuracy of each engine")
+    ap.add_argument("--ferplus", default=str(ROOT.parent / "shared/datasets/ferplus"))
+    ap.add_argument("--json", default=None)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    names = {k: Path(a.weights_dir) / k for k in MODEL_KEYS}
+    t0 = time.perf_counter()
+    fast = Analyzer.from_pretrained(names, detector="yunet", device="cpu")
+    startup_s = time.perf_counter() - t0
+    eager = Analyzer.from_pretrained(names, detector="yunet", device="cpu", engine="torch")
+    res = {"date": time.strftime("%Y-%m-%d"), "threads": a.threads, "cpu": os.cpu_count(),
+           "torch": torch.__version__, "analyzer_start_s": round(startup_s, 2), "models": {}}
+    for key, slot in eager.shown.items():
+        if key == "fusion":
+            continue
+        model, size = slot.model, slot.size
+        row = {"input": size, "gflop_per_view": flops(model, torch.zeros(1, 3, size, size)) / 1e9}
+        for batch in (1, 2):
+            x = torch.randn(batch, 3, size, size)
+            with torch.inference_mode():
+                row[f"eager_b{batch}_ms"] = p50(lambda: model(x), a.runs)
+            reader = fast.slots[key].onnx or onnx_reader(model, size)[0]
+            row[f"onnx_b{batch}_ms"] = p50(lambda: reader(x), a.runs)
+            row[f"profile_b{batch}"] = profile(model, x)
+        row["onnx_ratio_b2"] = row["eager_b2_ms"] / row["onnx_b2_ms"]
+        row["eager_gflops_per_s_b2"] = 2 * row["gflop_per_view"] / (row["eager_b2_ms"] / 1000)
+        row["onnx_gflops_per_s_b2"] = 2 * row["gflop_per_view"] / (row["onnx_b2_ms"] / 1000)
+        if a.compile:
+            compiled = torch.compile(model)
+            x = torch.randn(2, 3, size, size)
+            t1 = time.perf_counter()
+            with torch.inference_mode():
+                compiled(x)
+            row["compile_s"] = time.perf_counter() - t1
+            with torch.inference_mode():
+                row["compiled_b2_ms"] = p50(lambda: compiled(x), a.runs)
+        res["models"][key] = row
+        print(key, {k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()
+                    if not k.startswith("profile")}, flush=True)
+    from fer_core.images import load_image
+
+    rgb = load_image(a.photo)
+    for name, analyzer in (("eager", eager), ("onnx", fast)):
+        res[f"photo_no_maps_{name}_ms"] = p50(lambda: analyzer.analyze(rgb), a.runs)
+        res[f"per_stage_{name}_ms"] = analyzer.analyze(rgb).timings_ms
+    res["photo_with_maps_ms"] = p50(lambda: fast.analyze(rgb, maps=True), max(5, a.runs // 3))
+    res["photo_ratio"] = res["photo_no_maps_eager_ms"] / res["photo_no_maps_onnx_ms"]
+    three = sum(res["per_stage_onnx_ms"][k] for k in MODEL_KEYS)
+    res["three_models_onnx_ms"] = three
+    print(f"photo without maps: eager {res['photo_no_maps_eager_ms']:.1f} ms, ONNX {res['photo_no_maps_onnx_ms']:.1f} "
+          f"ms ({res['photo_ratio']:.2f}x); the three models {three:.1f} ms; with both maps "
+          f"{res['photo_with_maps_ms']:.1f} ms; analyzer start {startup_s:.1f} s", flush=True)
+    if a.accuracy:
+        from fer_core.data import read_dataset
+
+        ds = read_dataset("ferplus", a.ferplus, "valid")
+        res["ferplus_valid"] = {}
+        for name, analyzer in (("eager", eager), ("onnx", fast)):
+            results = analyzer.read(list(ds.images))
+            res["ferplus_valid"][name] = {
+                k: float(np.mean([s.labels[int(np.argmax(r[k].logits))] == ds.label_set.names[t]
+                                  for r, t in zip(results, ds.labels)])) for k, s in analyzer.shown.items()}
+        print("FER+ valid", res["ferplus_valid"], flush=True)
+    if a.json:
+        Path(a.json).write_text(json.dumps(res, indent=2))
+    return res
+
+
+if __name__ == "__main__":
+    main()

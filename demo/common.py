@@ -1,0 +1,70 @@
+"""What the page's tabs share: the models and where they run (:class:`Page`), the concurrency group every
+analysing event joins, the choices offered, and an image input that never fails on a bad file."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import gradio as gr
+
+from fer_core.predict import Analyzer
+
+from .runner import Runner
+
+PREDICTED = "predicted class"
+READINGS = {"most accurate": "accurate", "balanced: rare classes named more often": "balanced"}
+READING_INFO = ("Balanced: the rarer expressions (disgust, fear, contempt) are named more often, at a small cost "
+                "in accuracy (About the models)")
+STATE_TTL_S = 1800  # what the page keeps of a visitor (an analysis, a clip's readings) is dropped after this long
+
+
+class SafeImage(gr.Image):
+    """An image input whose preprocessing never fails on a bad file: the raw upload goes to our own loader,
+    which says what is wrong (not an image, empty, truncated, too large ...)."""
+
+    is_template = True  # rendered by the frontend's Image component
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except Exception:  # noqa: BLE001  (Gradio raises many kinds for undecodable files)
+            return None if payload is None else payload.path
+
+
+def analysis_concurrency() -> int:
+    """How many analyses the machine runs at once: ``FER_CONCURRENCY``, else one per GPU, else the CPU cores over
+    the threads each analysis uses (one on a 2-core machine with 2 threads)."""
+    import torch
+
+    if os.environ.get("FER_CONCURRENCY"):
+        return max(1, int(os.environ["FER_CONCURRENCY"]))
+    if torch.cuda.is_available():
+        return torch.cuda.device_count()
+    return max(1, (os.cpu_count() or 1) // max(1, torch.get_num_threads()))
+
+
+@dataclass
+class Page:
+    """The models behind the page, where they run, and the one concurrency group of every event that runs them
+    (so that the queue sees every analysis competing for the machine and its estimates are true)."""
+
+    analyzer: Analyzer | None
+    runner: Runner | None
+    load_error: str | None = None
+    concurrency: int = 1
+    keys: list = field(default_factory=list)
+    labels: list = field(default_factory=list)
+
+    @classmethod
+    def build(cls, analyzer, load_error=None, concurrency=None, runner=None) -> Page:
+        keys = list(analyzer.shown) if analyzer else []
+        return cls(analyzer, runner or (Runner(analyzer) if analyzer else None), load_error,
+                   concurrency or analysis_concurrency(), keys, analyzer.slots[keys[0]].labels if keys else [])
+
+    @property
+    def group(self) -> dict:
+        return {"concurrency_id": "analysis", "concurrency_limit": self.concurrency}
+
+    def ready(self) -> None:
+        if self.analyzer is None:
+            raise gr.Error(self.load_error or "no models are loaded")

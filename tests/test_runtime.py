@@ -1,0 +1,76 @@
+"""The ONNX Runtime path for reading without maps: exported once per weight and cached beside it under its sha256,
+rebuilt when the tensors change, checked against torch, and what the Analyzer uses when it is equal."""
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED
+
+ASTRONAUT = SHARED / "photos" / "astronaut.png"
+MODELS = ("ddamfn", "resnet_dda", "fusion")
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def weights(test_weights, tmp_path_factory):
+    root = tmp_path_factory.mktemp("onnx")
+    for key in MODELS:
+        shutil.copytree(test_weights / key, root / key)
+    return root
+
+
+def test_the_onnx_file_is_cached_beside_the_weights_by_their_sha256_and_rebuilt_when_they_change(test_weights,
+                                                                                                 tmp_path):
+    from fer_core import save_pretrained
+    from fer_core.runtime import cache_path, onnx_reader
+    from fer_core.weights import load_weights, weights_sha256
+
+    weights = tmp_path
+    shutil.copytree(test_weights / "ddamfn", weights / "ddamfn")
+    model = load_weights(weights / "ddamfn")
+    reader, why = onnx_reader(model, 64)
+    assert reader is not None, why
+    path = cache_path(model)
+    assert path.parent == weights / "ddamfn" and path.name == f"model-{weights_sha256(model)[:16]}.onnx"
+    stamp = path.stat().st_mtime_ns
+    assert onnx_reader(model, 64)[0].path == path and path.stat().st_mtime_ns == stamp  # found, not rebuilt
+    x = torch.randn(3, 3, 64, 64)
+    with torch.inference_mode():
+        assert (reader(x)["logits"] - model(x)).abs().max() < 1e-3
+    with torch.no_grad():  # new tensors: a new file, and the old one goes
+        model.fc.bias.add_(1.0)
+    save_pretrained(model, weights / "ddamfn", dict(model.pretrained_cfg))
+    changed = load_weights(weights / "ddamfn")
+    new_reader, _ = onnx_reader(changed, 64)
+    assert new_reader.path != path and not path.exists() and new_reader.path.exists()
+    with torch.inference_mode():
+        assert (new_reader(x)["logits"] - changed(x)).abs().max() < 1e-3
+
+
+def test_the_analyzer_reads_through_onnx_what_torch_reads(weights):
+    from fer_core.predict import Analyzer
+
+    names = {k: weights / k for k in MODELS}
+    fast = Analyzer.from_pretrained(names, detector="yunet", device="cpu")
+    slow = Analyzer.from_pretrained(names, detector="yunet", device="cpu", engine="torch")
+    assert fast.engine == "onnx" and fast.engine_notes == [] and slow.engine == "torch"
+    assert fast.slots["ddamfn"].onnx is not None and fast.slots["fusion"].onnx is None  # the head stays in torch
+    a, b = fast.analyze(ASTRONAUT).faces[0].models, slow.analyze(ASTRONAUT).faces[0].models
+    for key in MODELS:
+        assert np.abs(a[key].logits - b[key].logits).max() < 1e-3, key
+        assert a[key].top == b[key].top
+    with_maps = fast.analyze(ASTRONAUT, maps=True).faces[0].models  # maps take the torch path
+    assert with_maps["ddamfn"].gradcam is not None
+
+
+def test_without_onnxruntime_the_analyzer_keeps_torch_and_says_why(weights, monkeypatch):
+    from fer_core import runtime
+    from fer_core.predict import Analyzer
+
+    monkeypatch.setattr(runtime, "available", lambda: False)
+    a = Analyzer.from_pretrained({k: weights / k for k in MODELS}, detector="yunet", device="cpu")
+    assert a.engine == "torch" and all("onnxruntime is not installed" in n for n in a.engine_notes)
+    with pytest.raises(RuntimeError, match="onnxruntime is not installed"):
+        Analyzer.from_pretrained({k: weights / k for k in MODELS}, detector="yunet", device="cpu", engine="onnx")
