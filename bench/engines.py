@@ -24,7 +24,7 @@ import torch  # noqa: E402
 
 from bench.timing import p50  # noqa: E402
 from fer_core.predict import MODEL_KEYS, Analyzer  # noqa: E402
-from fer_core.runtime import onnx_reader  # noqa: E402
+from fer_core.runtime import OnnxReader, onnx_reader  # noqa: E402
 
 
 def flops(model, x) -> float:
@@ -83,6 +83,8 @@ def main(argv=None):
                 row[f"eager_b{batch}_ms"] = p50(lambda: model(x), a.runs)
             reader = fast.slots[key].onnx or onnx_reader(model, size)[0]
             row[f"onnx_b{batch}_ms"] = p50(lambda: reader(x), a.runs)
+            spinning = OnnxReader(reader.path, a.threads, spin=True)  # threads that spin between operators
+            row[f"onnx_spin_b{batch}_ms"] = p50(lambda: spinning(x), a.runs)
             row[f"profile_b{batch}"] = profile(model, x)
         row["onnx_ratio_b2"] = row["eager_b2_ms"] / row["onnx_b2_ms"]
         row["eager_gflops_per_s_b2"] = 2 * row["gflop_per_view"] / (row["eager_b2_ms"] / 1000)

@@ -118,6 +118,10 @@ def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
            f"training class frequencies, chosen on {config['balanced'].get('chosen_on', 'the selection split')} "
            f"(at most {_pct(config['balanced'].get('max_accuracy_loss'), 1)} of accuracy lost there)"]
           if config.get("balanced") else []),
+        ("- outside Python: `python -m fer_core.runtime WEIGHTS_FOLDER` exports each branch to ONNX; the fusion's "
+         "own head (0.3 M parameters) runs on their outputs in torch" if config["architecture"] == "fusion" else
+         "- outside Python: `python -m fer_core.runtime WEIGHTS_FOLDER` exports it to ONNX (opset 17, dynamic "
+         "batch, BatchNorm folded; the input as above, outputs: logits before the temperature, pooled features)"),
         f"- stored as {config.get('storage', 'float32')}"
         + (f"; branches by reference: {', '.join(r['weights'] for r in config['branch_refs'].values())}"
            if config.get("branch_refs") else ""),

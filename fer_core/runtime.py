@@ -98,13 +98,18 @@ def export_onnx(model, size: int, path: Path) -> Path:
 class OnnxReader:
     """An ONNX Runtime session of one weight: ``(x) -> {"logits", "pooled"}`` as torch tensors."""
 
-    def __init__(self, path: Path, threads: int | None = None, device: str = "cpu"):
+    def __init__(self, path: Path, threads: int | None = None, device: str = "cpu", spin: bool | None = None):
         import onnxruntime as ort
 
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.intra_op_num_threads = threads or torch.get_num_threads()
         so.inter_op_num_threads = 1
+        # idle threads sleep rather than spin (FER_ORT_SPIN=1 spins): spinning saves ~3 ms of DDAMFN's ~16 on a
+        # machine that does nothing else, but when anything shares the cores (a browser, another request) the
+        # spinning threads take their time and the live tab's readings halve (BENCHMARKS: "Spinning threads")
+        spin = os.environ.get("FER_ORT_SPIN", "0") == "1" if spin is None else spin
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         providers = ["CPUExecutionProvider"]
         if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")

@@ -392,12 +392,13 @@ def test_browser_live_webcam_with_a_fake_camera(app, chromium, tmp_path):
     page.locator("#live-rate").get_by_text("reading").wait_for(timeout=90_000)
     page.wait_for_timeout(3_000)  # the first readings, and the smoothing window, settle
     # count the readings that reach the browser (each carries its number) and the followed face's fusion label
-    page.evaluate("""() => { window.__readings = 0; window.__labels = [];
+    page.evaluate("""() => { window.__readings = 0; window.__labels = []; window.__ms = [];
         const rate = document.querySelector('#live-rate'), label = document.querySelector('#live-fusion');
         let last = null;
         new MutationObserver(() => { const m = rate.innerText.match(/reading ([0-9]+)/);
             if (m && m[1] !== last) { last = m[1]; window.__readings++;
-                window.__labels.push(label.innerText); } })
+                window.__labels.push(label.innerText);
+                const ms = rate.innerText.match(/in ([0-9]+) ms/); if (ms) window.__ms.push(+ms[1]); } })
             .observe(rate, {subtree: true, childList: true, characterData: true}); }""")
     t0 = time.time()
     page.wait_for_timeout(10_000)
@@ -406,7 +407,8 @@ def test_browser_live_webcam_with_a_fake_camera(app, chromium, tmp_path):
     labels = page.evaluate("() => window.__labels")
     delivered = page.locator("#live-delivered").inner_text()
     print(f"live: {readings} readings in 10 s = {per_s:.1f} per second in the browser; the page says {delivered!r}; "
-          f"{len(labels)} labels read")
+          f"{len(labels)} labels read; the server read them in {np.median(page.evaluate('() => window.__ms')):.0f} ms "
+          f"(median)")
     assert "readings/s reach this page" in delivered
     assert per_s >= 8, per_s
     # the label's heading is its top class: the first expression named in its text
@@ -415,4 +417,33 @@ def test_browser_live_webcam_with_a_fake_camera(app, chromium, tmp_path):
     assert len(set(tops)) == 1 and tops[0] is not None, tops  # one label for a still face: no flicker
     _shot(page, tmp_path / "live.png")
     context.close()
+    browser.close()
+
+
+def test_browser_video_tab_reads_a_clip_face_by_face(app, chromium, tmp_path):
+    """A short clip made from the two example photos: analysed with a progress bar, each face followed, a
+    timeline per face, the frame at a moment, and the readings to take away."""
+    from test_video import _clip
+
+    clip = _clip(tmp_path / "two_people.webm", frames=12)
+    browser = chromium.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(app, wait_until="load")
+    page.get_by_role("tab", name="Video").click()
+    page.locator("#video-input input[type=file]").set_input_files(str(clip))
+    page.locator("#video-input video").first.wait_for(timeout=60_000)
+    page.locator("#video-every input[type=number]").fill("3")
+    page.locator("#video-run").click()
+    page.locator("#video-summary").get_by_text("frames read").wait_for(timeout=120_000)
+    summary = page.locator("#video-summary").inner_text()
+    assert "4 frames read" in summary and "2 faces followed" in summary, summary
+    page.locator("#video-timeline img").first.wait_for(timeout=30_000)  # the matplotlib timeline
+    page.wait_for_timeout(500)
+    page.locator("#video-frame img").first.wait_for(timeout=30_000)
+    downloads = page.locator("#video-downloads").inner_text()
+    assert ".csv" in downloads and ".json" in downloads, downloads
+    # the clip plays in the preview (its <video> reports no error)
+    assert page.evaluate("() => document.querySelector('#video-input video').error") is None
+    shot = _shot(page, tmp_path / "video.png")
+    assert shot.std() > 20
     browser.close()

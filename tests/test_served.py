@@ -45,6 +45,21 @@ def test_the_fusion_on_the_page_is_the_fusion_evaluated(shipped, valid):
     assert torch.allclose(fused, ref, atol=1e-4), (fused - ref).abs().max()
 
 
+def test_onnx_reads_the_shipped_weights_as_torch_does(shipped, valid):
+    """The page reads through ONNX Runtime: on 64 FER+ valid crops each branch's logits equal torch's to 1e-3."""
+    from fer_core.preprocess import resolve_data_config
+    from fer_core.train.evaluation import predict_logits
+
+    crops = valid.images[:64]
+    results = shipped.read(list(crops))
+    for key in ("ddamfn", "resnet_dda"):
+        slot = shipped.slots[key]
+        assert slot.onnx is not None, shipped.engine_notes
+        ref = predict_logits(slot.model, torch.from_numpy(crops), resolve_data_config(slot.model))
+        got = torch.from_numpy(np.stack([r[key].logits for r in results]))
+        assert (got - ref).abs().max() < 1e-3, key
+
+
 def test_the_page_path_scores_what_evaluate_py_reports(shipped, valid):
     """On all of FER+ valid, each model's accuracy through the Analyzer (the page's path from the crops on) equals
     the figure its config.json and card record, which train_scripts/export.py measured with evaluate.py's

@@ -42,9 +42,11 @@ def test_smoothing_averages_the_last_readings_and_can_be_off():
 
 
 def _clip(path, frames, fps=10, damaged=None, size=(640, 360)):
-    """Two people side by side drifting across a still background; frame ``damaged`` undecodable."""
+    """Two people side by side drifting across a still background; frame ``damaged`` undecodable. Motion JPEG in
+    AVI, or VP8 in WebM (what a browser plays) for a ``.webm`` path."""
     a, b = (cv2.resize(load_image(p), (160, 190)) for p in (HOPPER, ASTRONAUT))
-    wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, size)
+    codec = "VP80" if str(path).endswith(".webm") else "MJPG"
+    wr = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size)
     for i in range(frames):
         canvas = np.full((size[1], size[0], 3), 90, np.uint8)
         canvas[60:250, 40 + 4 * i:200 + 4 * i] = a
