@@ -33,6 +33,11 @@ CSS = """
 #colour-scale { max-width: 680px; }
 #compact { gap: 6px; }
 .compact-map img { object-fit: contain; }
+/* the compact view's three labels side by side: a heading and lines that fit a third of a phone's width */
+#compact [id^="compact-label-"] .output-class { font-size: clamp(0.8rem, 3.6vw, var(--text-xxl)) !important;
+  padding: var(--size-6) 0 var(--size-2) 0 !important; }
+#compact [id^="compact-label-"] .confidence-set { font-size: clamp(0.55rem, 2.4vw, var(--text-md)) !important; }
+#compact [id^="compact-label-"] .line { padding: 0 var(--size-1) !important; min-width: 4px; }
 """
 
 

@@ -332,6 +332,12 @@ def test_browser_phone_shows_the_three_readings_side_by_side_and_the_full_column
     assert strip["height"] <= 844, strip
     compact_page = page.evaluate("() => document.documentElement.scrollHeight")
     _shot(page, tmp_path / "phone_compact.png")
+    # each model's top label and its probability lines fit within its card (no word cut at the card's edge)
+    fits = page.evaluate("""() => [...document.querySelectorAll('[id^=compact-label-] .output-class, '
+        + '[id^=compact-label-] .confidence-set')].map(e => { const r = document.createRange(); r.selectNodeContents(e);
+        const box = e.closest('[id^=compact-label-]').getBoundingClientRect(), text = r.getBoundingClientRect();
+        return text.left >= box.left - 1 && text.right <= box.right + 1 ? '' : e.innerText; })""")
+    assert len(fits) >= 6 and not any(fits), fits
     _open_full_columns(page)
     boxes = [page.locator(f"#col-{k}").bounding_box() for k in MODELS]
     for upper, lower in zip(boxes, boxes[1:]):
