@@ -147,7 +147,11 @@ def branch_weights(m: ModelResult) -> dict[str, float] | None:
 
 def timings_text(analysis: Analysis) -> str:
     t = analysis.timings_ms
-    parts = [f"{k} {v:.0f} ms" for k, v in t.items() if k != "total"]
+    stages = ("decode", "detect", "crop")
+    parts = [f"{k} {t[k]:.0f} ms" for k in stages if k in t]
+    each = [f"{display_name(k)} {v:.0f}" for k, v in t.items() if k not in stages + ("total", "models")]
+    if "models" in t:  # the branches may read side by side: their times overlap
+        parts.append(f"models {t['models']:.0f} ms ({', '.join(each)})")
     return f"**{t.get('total', 0):.0f} ms** in all ({', '.join(parts)}); detector: {analysis.detector}"
 
 

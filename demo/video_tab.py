@@ -19,7 +19,7 @@ from .common import READING_INFO, READINGS, STATE_TTL_S, Page
 from .render import BOX_COLOURS, timeline_figure, to_file, to_file_bytes
 
 LIMITS = (f"Up to {MAX_SECONDS} s and {MAX_FRAMES} frames; MP4 (H.264), WebM, AVI, MOV, MKV: what OpenCV reads. "
-          "Every n-th frame is read without maps (about 20 ms per face and frame on a 2-core CPU, plus finding the "
+          "Every n-th frame is read without maps (about 25 ms per face and frame on a 2-core CPU, plus finding the "
           "faces), each face followed across frames. A clip your browser cannot play (often AVI or MKV) shows "
           "\"Video not playable\" in its preview but is analysed all the same.")
 
