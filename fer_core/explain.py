@@ -142,14 +142,25 @@ def gradcam_from_leaves(scores: torch.Tensor, leaves, size) -> np.ndarray:
     sum; each layer's map scaled to ``size`` and normalised, then averaged) for a score that depends on
     target-layer activations already computed (the fusion, which reuses its branches' forward passes). Rows of
     the leaves beyond ``len(scores)`` (other views) are left out."""
+    return gradcams_from_leaves(scores, [leaves], size)[0]
+
+
+def gradcams_from_leaves(scores: torch.Tensor, groups, size) -> list[np.ndarray]:
+    """:func:`gradcam_from_leaves` for several groups of leaves (a fusion's two branches) from one backward pass
+    through the graph they share."""
     n = len(scores)
-    grads = torch.autograd.grad(scores.sum(), leaves, retain_graph=True)
-    per_layer = []
-    for act, g in zip(leaves, grads):
-        w = g[:n].mean((2, 3), keepdim=True)
-        cam = F.relu((w * act[:n]).sum(1)).detach().float().cpu().numpy()
-        per_layer.append(scale_cam_image(cam, (size, size)))
-    return np.clip(np.mean(per_layer, 0), 0, 1).astype(np.float32)
+    flat = [act for group in groups for act in group]
+    grads = iter(torch.autograd.grad(scores.sum(), flat, retain_graph=True))
+    out = []
+    for group in groups:
+        per_layer = []
+        for act in group:
+            g = next(grads)
+            w = g[:n].mean((2, 3), keepdim=True)
+            cam = F.relu((w * act[:n]).sum(1)).detach().float().cpu().numpy()
+            per_layer.append(scale_cam_image(cam, (size, size)))
+        out.append(np.clip(np.mean(per_layer, 0), 0, 1).astype(np.float32))
+    return out
 
 
 def normalize_map(m: np.ndarray) -> np.ndarray:

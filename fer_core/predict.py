@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .balance import offset
-from .explain import gradcam_from_leaves, gradcam_with_details, model_lock, own_attention, resize_maps
+from .explain import gradcam_with_details, gradcams_from_leaves, model_lock, own_attention, resize_maps
 from .faces import Detection, crop_face, detect_faces, make_detector
 from .images import ImageInputError, load_image
 from .preprocess import DataConfig, Transform, build_transform, resolve_data_config
@@ -367,8 +367,7 @@ class Analyzer:
             k = (slot.reading(setting)(logits).argmax(1) if target is None
                  else torch.full((n,), slot.labels.index(target), dtype=torch.long)).to(logits.device)
             scores = out["logits"][:n].gather(1, k[:, None])
-            cams = self._mix(w, gradcam_from_leaves(scores, a.leaves, display_size),
-                             gradcam_from_leaves(scores, b.leaves, display_size))
+            cams = self._mix(w, *gradcams_from_leaves(scores, [a.leaves, b.leaves], display_size))
             att = self._mix(w, own_attention(_rows(a.details, n)["attention"], display_size),
                             own_attention(_rows(b.details, n)["attention"], display_size))
         x = slot.batch(crops)
