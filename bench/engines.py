@@ -53,6 +53,29 @@ def profile(model, x, top: int = 8) -> list[dict]:
             for e in events[:top]]
 
 
+def backward_precisions(model, size: int, runs: int) -> dict:
+    """What the maps pay beyond reading: a forward and a backward to the input (the face and its mirror image, the
+    gradient of the face's first logit), in float32 and under bfloat16 autocast (this CPU has AVX-512 BF16)."""
+    x = torch.randn(2, 3, size, size, requires_grad=True)
+    frozen = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+
+    def step():
+        model(x)[:1, 0].sum().backward()
+
+    out = {}
+    try:
+        for name, ctx in (("fp32", torch.autocast("cpu", enabled=False)),
+                          ("bf16", torch.autocast("cpu", dtype=torch.bfloat16))):
+            with ctx:
+                out[f"forward_backward_{name}_b2_ms"] = p50(step, runs)
+    finally:
+        for p, g in zip(model.parameters(), frozen):
+            p.requires_grad_(g)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights-dir", default=str(ROOT / "weights"))
@@ -89,6 +112,7 @@ def main(argv=None):
             single = OnnxReader(path, 1)  # one thread: its share when the models read side by side
             row[f"onnx_1thread_b{batch}_ms"] = p50(lambda: single(x), a.runs)
             row[f"profile_b{batch}"] = profile(model, x)
+        row.update(backward_precisions(model, size, a.runs))
         row["onnx_ratio_b2"] = row["eager_b2_ms"] / row["onnx_b2_ms"]
         row["eager_gflops_per_s_b2"] = 2 * row["gflop_per_view"] / (row["eager_b2_ms"] / 1000)
         row["onnx_gflops_per_s_b2"] = 2 * row["gflop_per_view"] / (row["onnx_b2_ms"] / 1000)
