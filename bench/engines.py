@@ -76,6 +76,55 @@ def backward_precisions(model, size: int, runs: int) -> dict:
     return out
 
 
+class _SplitMixConv(torch.nn.Module):
+    """A MixConv as it trains, in any mode: a split, one depthwise conv per group, a concatenation."""
+
+    def __init__(self, mix):
+        super().__init__()
+        self.splits, self.convs = mix.splits, mix.mixed_depthwise_conv
+
+    def forward(self, x):
+        return torch.cat([conv(p) for conv, p in zip(self.convs, torch.split(x, self.splits, dim=1))], dim=1)
+
+
+def mixconv_ablation(model, size: int, runs: int) -> dict:
+    """DDAMFN's MixConv as it trains (a split, one depthwise conv per group, a concatenation) against as it reads
+    (one depthwise conv of the groups' kernels zero-padded to the largest), eager and ONNX Runtime on one thread,
+    batch 2, in the same run."""
+    import copy
+    import io
+
+    import onnx
+    import onnxruntime as ort
+
+    from fer_core.models.ddamfn import MixedDepthwiseConv
+    from fer_core.runtime import OPSET, _Reader
+
+    split = copy.deepcopy(model).eval()
+    for parent in list(split.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, MixedDepthwiseConv):
+                setattr(parent, name, _SplitMixConv(child))
+    x = torch.randn(2, 3, size, size)
+    out = {}
+    for name, m in (("split", split), ("merged", model)):
+        with torch.inference_mode():
+            out[f"mixconv_{name}_eager_b2_ms"] = p50(lambda: m(x), runs)
+        with torch.no_grad():
+            m(x)  # the merged kernels, built before the trace
+        buf = io.BytesIO()
+        torch.onnx.export(_Reader(m).eval(), (x,), buf, input_names=["x"], output_names=["logits", "pooled"],
+                          dynamic_axes={"x": {0: "batch"}}, opset_version=OPSET, dynamo=False)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = 1, 1
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        session = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+        feed = {"x": x.numpy()}
+        out[f"mixconv_{name}_onnx_1thread_b2_ms"] = p50(lambda: session.run(None, feed), runs)
+        out[f"mixconv_{name}_onnx_nodes"] = len(onnx.load_from_string(buf.getvalue()).graph.node)
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights-dir", default=str(ROOT / "weights"))
@@ -113,6 +162,8 @@ def main(argv=None):
             row[f"onnx_1thread_b{batch}_ms"] = p50(lambda: single(x), a.runs)
             row[f"profile_b{batch}"] = profile(model, x)
         row.update(backward_precisions(model, size, a.runs))
+        if key == "ddamfn":
+            row.update(mixconv_ablation(model, size, a.runs))
         row["onnx_ratio_b2"] = row["eager_b2_ms"] / row["onnx_b2_ms"]
         row["eager_gflops_per_s_b2"] = 2 * row["gflop_per_view"] / (row["eager_b2_ms"] / 1000)
         row["onnx_gflops_per_s_b2"] = 2 * row["gflop_per_view"] / (row["onnx_b2_ms"] / 1000)

@@ -3,7 +3,7 @@
 Each weight is exported once (``torch.onnx``, opset 17, a dynamic batch) to a graph that returns its logits and
 pooled features (what a fusion needs from its branches), optimised offline by ONNX Runtime at its basic level
 (constant folding, BatchNorm folded into the convolutions: standard ONNX operators, so the file serves any
-runtime), and cached beside the weights as ``model-<sha256 of the tensors, 16 hex>.onnx`` with its tensors in
+runtime), and cached beside the weights as ``model-<sha256 of the tensors, 16 hex>-g<GRAPH_VERSION>.onnx`` with its tensors in
 ``.onnx.data`` beside it (ONNX's external-data format: a session maps them instead of holding a second copy;
 rebuilt when the tensors change; in ``FER_ONNX_CACHE`` or ``~/.cache/fer/onnx`` where that folder cannot be
 written). Every
@@ -28,6 +28,7 @@ from .files import atomic_output
 from .weights import weights_sha256
 
 OPSET = 17
+GRAPH_VERSION = 2  # how the models are written as a graph (2: MixConv as one depthwise conv); in the file's name
 TOLERANCE = 1e-3  # max |logit difference| against torch, on the self-check batch
 
 
@@ -56,7 +57,7 @@ def cache_path(model) -> Path:
     sha = weights_sha256(model)
     if not sha:
         raise ValueError("the model was not loaded from a weights folder: no sha256 to name its ONNX file by")
-    name = f"model-{sha[:16]}.onnx"
+    name = f"model-{sha[:16]}-g{GRAPH_VERSION}.onnx"
     folder = Path(getattr(model, "weights_dir", "") or "")
     if folder.is_dir() and os.access(folder, os.W_OK):
         return folder / name
@@ -73,6 +74,8 @@ def export_onnx(model, size: int, path: Path) -> Path:
     reader = _Reader(model).eval()
     buf = io.BytesIO()
     x = torch.zeros(2, 3, size, size)
+    with torch.no_grad():
+        reader(x)  # builds what a model caches for inference (DDAMFN's merged MixConv kernels): constants in the trace
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(reader, (x,), buf, input_names=["x"], output_names=["logits", "pooled"],

@@ -219,3 +219,23 @@ def test_dda_context_upsampling_gets_finite_gradients_in_bf16_channels_last():
         outer = torch.ones(3, 3, dtype=torch.bool)
         outer[1, 1] = False
         assert g[:, :, 1, 1].abs().sum() > 0 and torch.count_nonzero(g[:, :, outer]) == 0  # only the centre meets input
+
+
+def test_mixconv_runs_as_one_merged_kernel_out_of_training_with_the_same_outputs():
+    from fer_core.models.ddamfn import MixedDepthwiseConv
+
+    torch.manual_seed(0)
+    for stride in (1, 2):
+        mix = MixedDepthwiseConv(12, (3, 5, 7), (4, 4, 4), stride)
+        x = torch.randn(2, 12, 9, 9)
+        split = mix.train()(x)
+        merged = mix.eval()(x)
+        assert merged.shape == split.shape and torch.allclose(merged, split, atol=1e-6)
+        assert mix.merged_weight().shape == (12, 1, 7, 7)
+        # gradients still reach every group's kernel in eval mode (a fusion training its branches)
+        merged.square().sum().backward()
+        assert all(c.weight.grad is not None and c.weight.grad.abs().sum() > 0 for c in mix.mixed_depthwise_conv)
+        # a changed kernel rebuilds the cached merged one
+        with torch.no_grad():
+            mix.mixed_depthwise_conv[0].weight.add_(1.0)
+            assert torch.allclose(mix(x), mix.train()(x), atol=1e-5)

@@ -24,7 +24,7 @@ def weights(test_weights, tmp_path_factory):
 def test_the_onnx_file_is_cached_beside_the_weights_by_their_sha256_and_rebuilt_when_they_change(test_weights,
                                                                                                  tmp_path):
     from fer_core import save_pretrained
-    from fer_core.runtime import cache_path, onnx_reader
+    from fer_core.runtime import GRAPH_VERSION, cache_path, onnx_reader
     from fer_core.weights import load_weights, weights_sha256
 
     weights = tmp_path
@@ -33,7 +33,7 @@ def test_the_onnx_file_is_cached_beside_the_weights_by_their_sha256_and_rebuilt_
     reader, why = onnx_reader(model, 64)
     assert reader is not None, why
     path = cache_path(model)
-    assert path.parent == weights / "ddamfn" and path.name == f"model-{weights_sha256(model)[:16]}.onnx"
+    assert path.parent == weights / "ddamfn" and path.name == f"model-{weights_sha256(model)[:16]}-g{GRAPH_VERSION}.onnx"
     stamp = path.stat().st_mtime_ns
     assert onnx_reader(model, 64)[0].path == path and path.stat().st_mtime_ns == stamp  # found, not rebuilt
     x = torch.randn(3, 3, 64, 64)

@@ -45,7 +45,12 @@ class CoordAtt(nn.Module):
 
 
 class MixedDepthwiseConv(nn.Module):
-    """MixConv: split channels into groups, one depthwise conv with its own kernel per group, concatenate."""
+    """MixConv: split channels into groups, one depthwise conv with its own kernel per group, concatenate.
+
+    Out of training it runs as one depthwise conv whose kernel is the groups' kernels zero-padded to the largest
+    (the same sums, so the same outputs): one operator instead of a split, a conv per group and a concatenation.
+    On small maps the operators' overhead costs more than the extra multiplications by zero (BENCHMARKS:
+    "Fewer, larger kernels"). Training keeps the groups, whose larger batches are arithmetic-bound."""
 
     def __init__(self, channels: int, kernels, splits, stride: int):
         super().__init__()
@@ -55,8 +60,32 @@ class MixedDepthwiseConv(nn.Module):
         self.mixed_depthwise_conv = nn.ModuleList(
             nn.Conv2d(c, c, k, stride, k // 2, groups=c, bias=False) for k, c in zip(kernels, splits)
         )
+        self._merged = (None, None)  # (the weights' versions it was built from, the merged kernel)
+
+    def merged_weight(self) -> torch.Tensor:
+        """The groups' kernels, zero-padded to the largest and stacked: cached (and rebuilt whenever a weight
+        changes) unless gradients must reach them (a fusion training its branches in eval mode)."""
+        convs = list(self.mixed_depthwise_conv)
+        size = max(c.kernel_size[0] for c in convs)
+
+        def merge():
+            return torch.cat([F.pad(c.weight, [(size - c.kernel_size[0]) // 2] * 4) for c in convs])
+
+        if torch.compiler.is_compiling() or (torch.is_grad_enabled() and not torch.jit.is_tracing()
+                                             and any(c.weight.requires_grad for c in convs)):
+            return merge()  # traced into a compiled graph (which folds it), or gradients to the groups' kernels
+        # (an ONNX export traces: there the kernel is a constant of known shape)
+        key = tuple((c.weight.data_ptr(), c.weight._version) for c in convs)
+        if self._merged[0] != key:
+            with torch.inference_mode(False), torch.no_grad():  # a normal tensor, which autograd may save later
+                self._merged = (key, merge())
+        return self._merged[1]
 
     def forward(self, x):
+        if not self.training and len(self.splits) > 1:
+            w = self.merged_weight()
+            conv = self.mixed_depthwise_conv[0]
+            return F.conv2d(x, w, None, conv.stride, w.shape[-1] // 2, 1, w.shape[0])
         parts = torch.split(x, self.splits, dim=1)
         return torch.cat([conv(p) for conv, p in zip(self.mixed_depthwise_conv, parts)], dim=1)
 
