@@ -6,7 +6,7 @@ is sized to the work (:func:`gpu_seconds`); the ``spaces`` package is imported o
 read on the Space's own CPU instead: every GPU call is charged to the visitor's daily ZeroGPU quota (2 minutes
 for an anonymous visitor) and pays the lending round trip, so a webcam streaming several frames a second would
 spend an anonymous visitor's quota within a few minutes, and wait on the queue for each frame; without maps a
-frame costs about 70 ms on two CPU cores (BENCHMARKS.md), fast enough to stay live.
+frame costs about 45 ms on two CPU cores (BENCHMARKS.md), fast enough to stay live.
 """
 from __future__ import annotations
 
