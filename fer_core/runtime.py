@@ -3,10 +3,10 @@
 Each weight is exported once (``torch.onnx``, opset 17, a dynamic batch) to a graph that returns its logits and
 pooled features (what a fusion needs from its branches), optimised offline by ONNX Runtime at its basic level
 (constant folding, BatchNorm folded into the convolutions: standard ONNX operators, so the file serves any
-runtime), and cached beside the weights as ``model-<sha256 of the tensors, 16 hex>-g<GRAPH_VERSION>.onnx`` with its tensors in
+runtime), and cached as ``model-<sha256 of the tensors, 16 hex>-g<GRAPH_VERSION>.onnx`` with its tensors in
 ``.onnx.data`` beside it (ONNX's external-data format: a session maps them instead of holding a second copy;
-rebuilt when the tensors change; in ``FER_ONNX_CACHE`` or ``~/.cache/fer/onnx`` where that folder cannot be
-written). Every
+rebuilt when the tensors change) in ``FER_ONNX_CACHE`` (default ``~/.cache/fer/onnx``), one folder per weights
+folder. Every
 session checks itself against the torch model on a fixed random batch when it is built: logits within
 ``TOLERANCE`` or the Analyzer keeps torch for that model (and says so). The torch path stays for training and
 for maps (Grad-CAM needs a backward pass).
@@ -15,6 +15,7 @@ for maps (Grad-CAM needs a backward pass).
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import warnings
@@ -53,16 +54,15 @@ def available() -> bool:
 
 
 def cache_path(model) -> Path:
-    """Where the ONNX file of these weights lives: beside them when that folder can be written."""
+    """Where the ONNX file of these weights lives: in ``FER_ONNX_CACHE`` (default ``~/.cache/fer/onnx``), in a
+    folder of its own per weights folder, not in it (its float32 tensors would triple ``weights/``)."""
     sha = weights_sha256(model)
     if not sha:
         raise ValueError("the model was not loaded from a weights folder: no sha256 to name its ONNX file by")
-    name = f"model-{sha[:16]}-g{GRAPH_VERSION}.onnx"
-    folder = Path(getattr(model, "weights_dir", "") or "")
-    if folder.is_dir() and os.access(folder, os.W_OK):
-        return folder / name
+    folder = str(Path(getattr(model, "weights_dir", "") or "").resolve())
     cache = Path(os.environ.get("FER_ONNX_CACHE") or Path.home() / ".cache" / "fer" / "onnx")
-    return cache / f"{model.arch_name}-{name}"
+    return cache / f"{model.arch_name}-{hashlib.sha256(folder.encode()).hexdigest()[:12]}" / \
+        f"model-{sha[:16]}-g{GRAPH_VERSION}.onnx"
 
 
 def export_onnx(model, size: int, path: Path) -> Path:

@@ -1,4 +1,6 @@
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import huggingface_hub.constants  # noqa: F401  (first, with the real environment: it reads HF_HUB_OFFLINE once)
@@ -9,6 +11,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 SHARED = ROOT.parent / "shared"
+# the ONNX files the tests build (fer_core.runtime) go to a folder of this run, not the user's cache; the apps the
+# tests start inherit it
+os.environ.setdefault("FER_ONNX_CACHE", tempfile.mkdtemp(prefix="fer_onnx_"))
 
 torch.set_num_threads(2)
 

@@ -48,6 +48,7 @@ def test_the_app_holds_each_parameter_once(app):
     from gradio_client import Client, handle_file
 
     from fer_core.predict import MODEL_KEYS, Analyzer
+    from fer_core.runtime import cache_path
 
     proc, weights = SERVED[app]
     assert Client(app, verbose=False).predict(handle_file(str(HOPPER)), api_name="/predict")["faces"]
@@ -55,7 +56,8 @@ def test_the_app_holds_each_parameter_once(app):
     distinct = {id(p): p for s in slots.values() for p in s.model.parameters()}
     assert sum(1 for s in slots.values() for _ in s.model.parameters()) > len(distinct)  # shared, not copied
     params_mb = sum(p.numel() for p in distinct.values()) * 4 / 2**20
-    onnx_mb = sum(p.stat().st_size for p in weights.glob("*/model-*.onnx*")) / 2**20
+    onnx_mb = sum(p.stat().st_size for s in slots.values() if not s.hidden
+                  for p in cache_path(s.model).parent.glob("model-*.onnx*")) / 2**20
     imports = subprocess.run(
         [sys.executable, "-c", "import torch, gradio, cv2, demo, fer_core.predict, onnxruntime\n"
          "from demo.serve import rss_mb; import os; print(rss_mb(os.getpid()))"],
