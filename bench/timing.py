@@ -21,3 +21,18 @@ def measure(fn, n: int, warmup: int = 2) -> list[float]:
 def p50(fn, runs: int, warmup: int = 3) -> float:
     """The median of :func:`measure`."""
     return float(np.median(measure(fn, runs, warmup)))
+
+
+def p50_interleaved(fns: dict, runs: int, warmup: int = 3) -> dict:
+    """``{name: p50 ms}`` of several functions timed in turns (one call of each per round), so that a machine whose
+    speed drifts during the run weighs on all of them alike."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    ts = {k: [] for k in fns}
+    for _ in range(runs):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            ts[k].append((time.perf_counter() - t0) * 1000)
+    return {k: float(np.median(v)) for k, v in ts.items()}

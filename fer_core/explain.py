@@ -1,11 +1,14 @@
 """Explanations: Grad-CAM (the ``grad-cam`` package) and each model's own attention, as ``H x W`` maps in [0, 1].
 
-**Cheap Grad-CAM.** Grad-CAM needs the gradient of a class score at one layer only. While the CAM runs, a
-forward hook on the target layer hands the rest of the network a *detached* copy of that layer's output that
-requires grad, and every parameter's ``requires_grad`` is off: the forward up to the target layer builds no
-autograd graph and the backward runs through the head only (``bench/cpu_latency.py`` measures the saving
-against a default full-backward Grad-CAM). The same forward yields the logits and the model's own attention, so
-one pass serves prediction and both maps. The model's train/eval mode and ``requires_grad`` flags are restored.
+**Cheap Grad-CAM.** Grad-CAM needs the gradient of a class score at one layer only. The page's path
+(:meth:`fer_core.predict.Analyzer.read` with maps) runs each model's part before that layer's output without a
+graph (``forward_prefix``, in ONNX Runtime where it can), makes those activations a leaf and runs the rest
+(``forward_suffix``) with frozen parameters, then ONE backward gives the gradients of every explained score (each
+model's and the fusion's) and :func:`gradcam_maps` applies Grad-CAM's formula. :func:`gradcam_with_details` is the
+``grad-cam`` package's GradCAM on one model (a forward hook on the target layer hands the rest of the network a
+detached copy of its output that requires grad, so the backward runs through the head only): the reference that the
+page's maps are tested equal to, and the baseline of ``bench/maps.py``. The same forward yields the logits and the
+model's own attention, so one pass serves prediction and both maps.
 
 **Own attention.** DDAMFN: the channel-mean of the max over its dual-direction heads (input / 16: 7x7 at 112,
 4x4 at 64). ResNet+DDA: the mean of its DDA stage masks (channel max of each channel-softmax mask) that are at
@@ -151,16 +154,20 @@ def gradcams_from_leaves(scores: torch.Tensor, groups, size) -> list[np.ndarray]
     n = len(scores)
     flat = [act for group in groups for act in group]
     grads = iter(torch.autograd.grad(scores.sum(), flat, retain_graph=True))
-    out = []
-    for group in groups:
-        per_layer = []
-        for act in group:
-            g = next(grads)
-            w = g[:n].mean((2, 3), keepdim=True)
-            cam = F.relu((w * act[:n]).sum(1)).detach().float().cpu().numpy()
-            per_layer.append(scale_cam_image(cam, (size, size)))
-        out.append(np.clip(np.mean(per_layer, 0), 0, 1).astype(np.float32))
-    return out
+    return [gradcam_maps([(act[:n], next(grads)[:n]) for act in group], size) for group in groups]
+
+
+def gradcam_maps(pairs, size) -> np.ndarray:
+    """Grad-CAM's formula, as the ``grad-cam`` package's GradCAM computes it, from activations already taken and
+    the gradients of the explained scores at them: per target layer ``(activations, gradients)`` (``B x C x h x
+    w`` each, one row per map), channel weights = the spatial mean of the gradients, ReLU of the weighted channel
+    sum, scaled to ``size`` and normalised (the package's ``scale_cam_image``); the layers' maps averaged."""
+    per_layer = []
+    for act, grad in pairs:
+        w = grad.mean((2, 3), keepdim=True)
+        cam = F.relu((w * act).sum(1)).detach().float().cpu().numpy()
+        per_layer.append(scale_cam_image(cam, (size, size)))
+    return np.clip(np.mean(per_layer, 0), 0, 1).astype(np.float32)
 
 
 def normalize_map(m: np.ndarray) -> np.ndarray:

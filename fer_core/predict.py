@@ -18,7 +18,7 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from .balance import offset
-from .explain import gradcam_with_details, gradcams_from_leaves, model_lock, own_attention, resize_maps
+from .explain import gradcam_maps, model_lock, own_attention, resize_maps
 from .faces import Detection, crop_face, detect_faces, make_detector
 from .images import ImageInputError, load_image
 from .preprocess import DataConfig, Transform, build_transform, resolve_data_config
@@ -47,6 +47,7 @@ class Slot:
     transform: Transform
     hidden: bool = False
     onnx: object = None  # an ONNX Runtime reader of the same weights (fer_core.runtime), for reading without maps
+    prefix: object = None  # ONNX Runtime's session of the part before Grad-CAM's target (forward_prefix), for maps
 
     @classmethod
     def from_model(cls, key, model, data: DataConfig | None = None, hidden: bool = False, labels=None):
@@ -106,17 +107,6 @@ def _feeds(slot: Slot, data: DataConfig) -> bool:
     return replace(slot.data, temperature=1.0) == replace(data, temperature=1.0)
 
 
-@dataclass
-class _Pass:
-    """One model's forward pass over the faces of an image, kept for a fusion that reuses it. With test-time
-    flip the batch holds the faces, then their mirror images (one forward for both views: on a CPU, a batch of
-    two costs far less than two batches of one, these models being bound by reading their weights)."""
-
-    details: dict  # rows: the faces (then their flipped views)
-    leaves: list  # Grad-CAM target activations whose graph to the logits is kept (maps only)
-    n: int  # the faces
-
-
 def _rows(obj, n: int):
     """The first ``n`` rows of every tensor in a (nested) forward-details structure."""
     if isinstance(obj, dict):
@@ -124,6 +114,22 @@ def _rows(obj, n: int):
     if isinstance(obj, (list, tuple)):
         return type(obj)(_rows(v, n) for v in obj)
     return obj[:n] if isinstance(obj, torch.Tensor) and obj.dim() > 0 else obj
+
+
+def _on(obj, device):
+    """Every tensor of a (nested) dict on ``device``."""
+    if isinstance(obj, dict):
+        return {k: _on(v, device) for k, v in obj.items()}
+    return obj.to(device) if isinstance(obj, torch.Tensor) else obj
+
+
+def _take(obj, index: torch.Tensor):
+    """The rows ``index`` of every batch tensor in a (nested) forward-details structure."""
+    if isinstance(obj, dict):
+        return {k: _take(v, index) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_take(v, index) for v in obj)
+    return obj.index_select(0, index) if isinstance(obj, torch.Tensor) and obj.dim() > 0 else obj
 
 
 def _view_logits(logits: torch.Tensor, n: int) -> torch.Tensor:
@@ -142,6 +148,8 @@ class Analyzer:
     def __init__(self, models: dict, detector="auto", max_faces: int = 10, min_face: int = 20, device="auto",
                  engine: str = "auto"):
         self.device = resolve_device(device)
+        for m in models.values():  # the Analyzer serves its models: eval mode (Slot), no parameter gradients
+            m.requires_grad_(False)
         self.slots = {k: Slot.from_model(k, m.to(self.device)) for k, m in models.items()}
         self.detector, self.detector_note = make_detector(detector) if isinstance(detector, str) else (detector, "")
         self.max_faces, self.min_face = max_faces, min_face
@@ -165,6 +173,7 @@ class Analyzer:
             if not any(self.slots[k].hidden for k in keys):
                 self.sources[key] = tuple(keys)
         self.engine, self.engine_notes = self._attach_onnx(engine)
+        self._prefix_s = {}  # each model's last time for the part before its Grad-CAM target (_prefixes' order)
 
     def _attach_onnx(self, engine: str) -> tuple[str, list[str]]:
         """ONNX Runtime sessions for reading without maps (``engine`` auto: on the CPU where onnxruntime is
@@ -188,7 +197,13 @@ class Analyzer:
                 if engine == "onnx":
                     raise RuntimeError(f"{key}: {why}")
                 notes.append(f"{key} reads with torch: {why}")
-        return ("onnx" if not notes else "mixed" if len(notes) < len(readers) else "torch"), notes
+        kind = "onnx" if not notes else "mixed" if len(notes) < len(readers) else "torch"
+        for key in readers:  # the maps: the part before Grad-CAM's target, whose gradient no map needs
+            slot = self.slots[key]
+            slot.prefix, why = onnx_reader(slot.model, slot.size, threads, device=str(self.device), part="prefix")
+            if slot.prefix is None:
+                notes.append(f"{key}'s maps run wholly in torch: {why}")
+        return kind, notes
 
     def to(self, device) -> Analyzer:
         """A copy of this analyzer with its models (copied, shared modules still shared) on ``device``, the
@@ -283,35 +298,9 @@ class Analyzer:
     def _read(self, crops: dict, maps, target, display_size, timings,
               setting="accurate") -> list[dict[str, ModelResult]]:
         n = len(next(iter(crops.values())))
-        per_face = [{} for _ in range(n)]
-        passes, done = {}, {}
         t0 = time.perf_counter()
-
-        def run(key):
-            t1 = time.perf_counter()
-            slot = self.slots[key]
-            passes[key], done[key] = self._run(slot, crops[slot.data.crop], maps and not slot.hidden, target,
-                                               display_size, leaves=maps, setting=setting)
-            timings[key] = time.perf_counter() - t1
-
-        singles = [k for k in self.slots if k not in self._branch_keys]
-        if not maps and len(singles) > 1 and all(self.slots[k].onnx is not None for k in singles) \
-                and self.device.type == "cpu":
-            # ONNX Runtime releases the GIL: the models read side by side, each on its share of the threads
-            with ThreadPoolExecutor(len(singles) - 1) as pool:
-                futures = [pool.submit(run, k) for k in singles[1:]]
-                run(singles[0])
-                for f in futures:
-                    f.result()
-        else:
-            for key in singles:
-                run(key)
-        for key in self._branch_keys:
-            t1 = time.perf_counter()
-            a, b = (passes[k] for k in self._branch_keys[key])
-            slot = self.slots[key]
-            done[key] = self._fuse(slot, a, b, crops[slot.data.crop], maps, target, display_size, setting)
-            timings[key] = time.perf_counter() - t1
+        done = (self._read_with_maps if maps else self._read_plain)(crops, n, target, display_size, timings, setting)
+        per_face = [{} for _ in range(n)]
         for key, slot in self.slots.items():
             if slot.hidden:
                 timings.pop(key, None)
@@ -321,60 +310,184 @@ class Analyzer:
         timings["models"] = time.perf_counter() - t0  # the models' wall time (side by side, it is not the sum)
         return per_face
 
+    def _singles(self) -> list[str]:
+        """The slots that run on images (a fusion runs on its branches' passes)."""
+        return [k for k in self.slots if k not in self._branch_keys]
+
+    def _read_plain(self, crops, n, target, display_size, timings, setting) -> dict:
+        """Without maps: each model's forward (ONNX Runtime where attached), the fusions on their branches'."""
+        passes, done = {}, {}
+
+        def run(key):
+            t1 = time.perf_counter()
+            slot = self.slots[key]
+            x = slot.batch(crops[slot.data.crop])
+            batch = self._views(slot, crops[slot.data.crop], x)
+            if slot.onnx is not None:
+                det = slot.onnx(batch)  # logits and pooled features: no maps are drawn on this path
+            else:
+                with model_lock(slot.model), torch.inference_mode():
+                    det = slot.model.forward_details(batch)
+            passes[key] = det
+            done[key] = self._results(slot, det, x, n, setting)
+            timings[key] = time.perf_counter() - t1
+
+        singles = self._singles()
+        if len(singles) > 1 and all(self.slots[k].onnx is not None for k in singles) and self.device.type == "cpu":
+            # ONNX Runtime releases the GIL: the models read side by side, each on its share of the threads
+            with ThreadPoolExecutor(len(singles) - 1) as pool:
+                futures = [pool.submit(run, k) for k in singles[1:]]
+                run(singles[0])
+                for f in futures:
+                    f.result()
+        else:
+            for key in singles:
+                run(key)
+        for key, (ka, kb) in self._branch_keys.items():
+            t1 = time.perf_counter()
+            slot = self.slots[key]
+            with model_lock(slot.model), torch.inference_mode():
+                out = slot.model.fuse(passes[ka], passes[kb])
+            done[key] = self._results(slot, out, slot.batch(crops[slot.data.crop]), n, setting)
+            timings[key] = time.perf_counter() - t1
+        return done
+
+    def _read_with_maps(self, crops, n, target, display_size, timings, setting) -> dict:
+        """With maps, for the faces only (their mirror images share the forward passes but get no map), of the
+        label shown (or ``target``):
+
+        * each model's part before its Grad-CAM target's output (``forward_prefix``) runs without a graph (ONNX
+          Runtime where attached, the models side by side); the rest (``forward_suffix``) keeps its graph from
+          those activations on (parameters frozen) and yields logits and own attention in the same pass;
+        * a fusion reads its branches' passes (:meth:`FusionNet.fuse`);
+        * ONE backward pass gives the gradients of every explained score at every target layer. A model's own
+          score and a fusion's both reach that model's activations; so that their gradients stay apart, the faces
+          enter the model's batch once more for each further score that needs them (rows never mix in eval mode:
+          the copies cost one row each, where a second backward through the model would cost its weights again).
+        """
+        import contextlib
+
+        singles = self._singles()
+        readers = {k: ([k] if not self.slots[k].hidden else []) for k in singles}  # whose map needs its gradients
+        for f, ks in self._branch_keys.items():
+            for k in ks:
+                readers[k].append(f)
+        models = sorted({id(s.model): s.model for s in self.slots.values()}.items())
+        rows, full, dets, xs, leaves, scores, done = {}, {}, {}, {}, {}, [], {}
+        with contextlib.ExitStack() as stack:
+            for _, m in models:  # in one order, so two requests never wait on each other
+                stack.enter_context(model_lock(m))
+            stack.enter_context(torch.enable_grad())  # the parameters are frozen (__init__): no graph before the leaves
+            for key, (xs[key], v, pre) in self._prefixes(singles, crops, timings):
+                t1 = time.perf_counter()
+                slot = self.slots[key]
+                copies = max(0, len(readers[key]) - 1)
+                pre = _take(pre, torch.cat([torch.arange(v * n)] + [torch.arange(n)] * copies).to(self.device))
+                leaves[key] = [pre["act"].requires_grad_(True)]
+                full[key] = det = slot.model.forward_suffix(pre)
+                dets[key] = _rows(det, v * n)
+                # reader j's rows: the faces (their own copy for j > 0), then the other views
+                others = torch.arange(n, v * n, device=self.device)
+                rows[key] = {r: torch.cat([torch.arange(start, start + n, device=self.device), others])
+                             for r, start in zip(readers[key], [0] + [v * n + i * n for i in range(copies)])}
+                if not slot.hidden:
+                    own = _take(det, rows[key][key])["logits"]
+                    scores.append(self._explained(slot, own, n, target, setting))
+                timings[key] += time.perf_counter() - t1
+            fused = {}
+            for key, (ka, kb) in self._branch_keys.items():
+                t1 = time.perf_counter()
+                slot = self.slots[key]
+                fused[key] = out = slot.model.fuse(_take(full[ka], rows[ka][key]), _take(full[kb], rows[kb][key]))
+                scores.append(self._explained(slot, out["logits"], n, target, setting))
+                timings[key] = time.perf_counter() - t1
+            t1 = time.perf_counter()
+            flat = [leaf for k in singles for leaf in leaves[k]]
+            grads = dict(zip(map(id, flat), torch.autograd.grad(torch.cat(scores).sum(), flat)))
+
+        def cam(key, reader, size):
+            idx = rows[key][reader][:n]
+            return gradcam_maps([(leaf[:n], grads[id(leaf)][idx]) for leaf in leaves[key]], size)
+
+        for key in singles:
+            slot = self.slots[key]
+            if slot.hidden:
+                continue
+            cams = resize_maps(torch.from_numpy(cam(key, key, slot.size)), display_size)
+            att = own_attention(_rows(dets[key], n)["attention"], display_size)
+            done[key] = self._results(slot, dets[key], xs[key], n, setting, cams, att)
+        for key, (ka, kb) in self._branch_keys.items():
+            slot, out = self.slots[key], fused[key]
+            w = out["branch_weights"].detach()[:n]
+            cams = self._mix(w, cam(ka, key, display_size), cam(kb, key, display_size))
+            att = self._mix(w, own_attention(_rows(dets[ka], n)["attention"], display_size),
+                            own_attention(_rows(dets[kb], n)["attention"], display_size))
+            done[key] = self._results(slot, out, slot.batch(crops[slot.data.crop]), n, setting, cams, att)
+        timings["gradcam"] = time.perf_counter() - t1
+        return done
+
+    def _prefixes(self, keys, crops, timings):
+        """Each model's part before its Grad-CAM target (ONNX Runtime where attached; else torch without a graph) on
+        the faces and their other views, yielded as ``key, (faces' input, number of views, outputs)`` as each is
+        ready. On the CPU with ONNX Runtime the parts run side by side, the quickest (by its last time) in this
+        thread, so that its rest (torch) runs while the others' parts still do."""
+        out = {}
+
+        def run(key):
+            t1 = time.perf_counter()
+            slot, c = self.slots[key], crops[self.slots[key].data.crop]
+            x = slot.batch(c)
+            views = self._views(slot, c, x).to(self.device)
+            if slot.prefix is not None:
+                pre = _on(slot.prefix(views), self.device)
+            else:
+                with torch.no_grad():
+                    pre = slot.model.forward_prefix(views)
+            out[key] = (x, len(views) // len(x), pre)
+            timings[key] = time.perf_counter() - t1
+            self._prefix_s[key] = timings[key]
+            return key
+
+        if len(keys) > 1 and all(self.slots[k].prefix is not None for k in keys) and self.device.type == "cpu":
+            keys = sorted(keys, key=lambda k: self._prefix_s.get(k, 0.0))
+            with ThreadPoolExecutor(len(keys) - 1) as pool:  # ONNX Runtime releases the GIL
+                futures = [pool.submit(run, k) for k in keys[1:]]
+                yield run(keys[0]), out[keys[0]]
+                for f in as_completed(futures):
+                    key = f.result()
+                    yield key, out[key]
+        else:
+            for key in keys:
+                yield run(key), out[key]
+
+    @staticmethod
+    def _views(slot: Slot, crops, x) -> torch.Tensor:
+        """The faces, then (with test-time flip) their mirror images: one batch, one forward for both views."""
+        return torch.cat([x, slot.batch(crops, flip=True)]) if slot.tta_flip else x
+
+    def _explained(self, slot: Slot, logits, n, target, setting) -> torch.Tensor:
+        """The scores Grad-CAM explains: per face, the logit of the label shown (the top of the setting's reading
+        of its view-averaged logits) or of ``target``."""
+        avg = _view_logits(logits.detach().float(), n)
+        k = (slot.reading(setting)(avg).argmax(1) if target is None
+             else torch.full((n,), slot.labels.index(target), dtype=torch.long, device=avg.device))
+        return logits[:n].gather(1, k[:, None])
+
+    def _results(self, slot: Slot, det, x, n, setting, cams=None, att=None) -> list[ModelResult]:
+        logits = _view_logits(det["logits"].detach().float(), n)
+        w = det.get("branch_weights")
+        w = None if w is None else w.detach()
+        return [ModelResult(slot.key, p, seen, gradcam=None if cams is None else cams[i],
+                            attention=None if att is None else att[i],
+                            branch_weights=None if w is None else self._weights(slot, w[i]),
+                            logits=logits[i].cpu().numpy())
+                for i, (p, seen) in enumerate(zip(self._probs(slot, logits, setting), slot.seen(x)))]
+
     @staticmethod
     def _probs(slot: Slot, logits, setting: str = "accurate") -> list[dict]:
         """Calibrated probabilities per face (of the setting's reading), highest first."""
         p = slot.reading(setting)(logits.detach()).softmax(1).cpu().numpy()
         return [{slot.labels[j]: round(float(row[j]), 5) for j in np.argsort(-row)} for row in p]
-
-    def _run(self, slot: Slot, crops, maps, target, display_size, leaves: bool = False, setting="accurate"):
-        """One model on its own: one forward (of the faces and, with test-time flip, their mirror images) serves
-        logits, own attention and (with maps) Grad-CAM of the shown label for the faces alone. ``leaves`` keeps
-        the target-layer activations for a fusion's Grad-CAM."""
-        n = len(crops)
-        x = slot.batch(crops)
-        batch = (torch.cat([x, slot.batch(crops, flip=True)]) if slot.tta_flip else x).to(self.device)
-        cams, kept = None, []
-        if maps or leaves:
-            classes = None if target is None else [slot.labels.index(target)] * n
-            cam_maps, det, kept = gradcam_with_details(slot.model, batch, classes, shown=n,
-                                                       reading=slot.reading(setting))
-            if maps:
-                cams = resize_maps(torch.from_numpy(cam_maps), display_size)
-        elif slot.onnx is not None:
-            det = slot.onnx(batch)  # logits and pooled features: no maps are drawn on this path
-        else:
-            with model_lock(slot.model), torch.inference_mode():
-                det = slot.model.forward_details(batch)
-        faces = _rows(det, n)
-        att = own_attention(faces["attention"], display_size) if maps else None
-        logits = _view_logits(det["logits"].detach().float(), n)
-        results = [ModelResult(slot.key, p, seen, gradcam=None if cams is None else cams[i],
-                               attention=None if att is None else att[i], logits=logits[i].cpu().numpy())
-                   for i, (p, seen) in enumerate(zip(self._probs(slot, logits, setting), slot.seen(x)))]
-        return _Pass(det, kept, n), results
-
-    def _fuse(self, slot: Slot, a: _Pass, b: _Pass, crops, maps, target, display_size, setting="accurate"):
-        """A fusion from its branches' passes: fused logits; Grad-CAM of the shown label through the reused
-        activations and the branches' own attention, each branch's map mixed by the per-face branch weights."""
-        fusion, n = slot.model, a.n
-        with model_lock(fusion), torch.enable_grad() if maps else torch.inference_mode():
-            out = fusion.fuse(a.details, b.details)
-        logits = _view_logits(out["logits"].detach().float(), n)
-        w = out["branch_weights"].detach()[:n]
-        cams = att = None
-        if maps:
-            k = (slot.reading(setting)(logits).argmax(1) if target is None
-                 else torch.full((n,), slot.labels.index(target), dtype=torch.long)).to(logits.device)
-            scores = out["logits"][:n].gather(1, k[:, None])
-            cams = self._mix(w, *gradcams_from_leaves(scores, [a.leaves, b.leaves], display_size))
-            att = self._mix(w, own_attention(_rows(a.details, n)["attention"], display_size),
-                            own_attention(_rows(b.details, n)["attention"], display_size))
-        x = slot.batch(crops)
-        return [ModelResult(slot.key, p, seen, gradcam=None if cams is None else cams[i],
-                            attention=None if att is None else att[i], branch_weights=self._weights(slot, w[i]),
-                            logits=logits[i].cpu().numpy())
-                for i, (p, seen) in enumerate(zip(self._probs(slot, logits, setting), slot.seen(x)))]
 
     @staticmethod
     def _mix(weights, map_a: np.ndarray, map_b: np.ndarray) -> np.ndarray:

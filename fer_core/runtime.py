@@ -1,4 +1,4 @@
-"""An ONNX Runtime path for reading faces (no maps: live frames, video, the API, the CLI).
+"""An ONNX Runtime path for reading faces (live frames, video, the API, the CLI) and for most of the maps' forward.
 
 Each weight is exported once (``torch.onnx``, opset 17, a dynamic batch) to a graph that returns its logits and
 pooled features (what a fusion needs from its branches), optimised offline by ONNX Runtime at its basic level
@@ -6,12 +6,13 @@ pooled features (what a fusion needs from its branches), optimised offline by ON
 runtime), and cached as ``model-<sha256 of the tensors, 16 hex>-g<GRAPH_VERSION>.onnx`` with its tensors in
 ``.onnx.data`` beside it (ONNX's external-data format: a session maps them instead of holding a second copy;
 rebuilt when the tensors change) in ``FER_ONNX_CACHE`` (default ``~/.cache/fer/onnx``), one folder per weights
-folder. Every
-session checks itself against the torch model on a fixed random batch when it is built: logits within
-``TOLERANCE`` or the Analyzer keeps torch for that model (and says so). The torch path stays for training and
-for maps (Grad-CAM needs a backward pass).
+folder. A second file per weight, ``prefix-...``, holds the part before Grad-CAM's target's output
+(``forward_prefix``): the maps need no gradient there, so it runs here and torch runs only the rest
+(``forward_suffix``) with its backward. Every session checks itself against the torch model on a fixed random
+batch when it is built: outputs within ``TOLERANCE`` or the Analyzer keeps torch for that part (and says so). The
+torch path stays for training and for the part of the maps that needs a backward pass.
 
-    python -m fer_core.runtime weights/ddamfn weights/resnet_dda    # build (or find) their ONNX files
+    python -m fer_core.runtime weights/ddamfn weights/resnet_dda    # build (or find) their ONNX files (both parts)
 """
 from __future__ import annotations
 
@@ -34,15 +35,57 @@ TOLERANCE = 1e-3  # max |logit difference| against torch, on the self-check batc
 
 
 class _Reader(nn.Module):
-    """What ONNX runs: the image -> (logits, pooled features)."""
+    """What ONNX runs to read a face: the image -> (logits, pooled features)."""
 
-    def __init__(self, model):
+    outputs = ("logits", "pooled")
+
+    def __init__(self, model, size: int | None = None):
         super().__init__()
         self.model = model
 
     def forward(self, x):
         d = self.model.forward_details(x)
         return d["logits"], d["pooled"]
+
+
+class _Prefix(nn.Module):
+    """What ONNX runs for the maps: the image -> the tensors of ``model.forward_prefix`` (the part before Grad-CAM's
+    target's output; torch runs the rest, :meth:`forward_suffix`, with its backward), flattened to ``a.b`` names."""
+
+    def __init__(self, model, size: int):
+        super().__init__()
+        self.model = model
+        with torch.no_grad():
+            self.outputs = tuple(_flatten(model.forward_prefix(torch.zeros(1, 3, size, size))))
+
+    def forward(self, x):
+        flat = _flatten(self.model.forward_prefix(x))
+        return tuple(flat[k] for k in self.outputs)
+
+
+PARTS = {"model": _Reader, "prefix": _Prefix}  # what each ONNX file of a weight holds, by its name's first word
+
+
+def _flatten(d: dict, stem: str = "") -> dict:
+    """The tensors of a nested dict, keyed ``a.b``; other values are left out."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{stem}{k}."))
+        elif isinstance(v, torch.Tensor):
+            out[f"{stem}{k}"] = v
+    return out
+
+
+def _nest(flat: dict) -> dict:
+    out = {}
+    for k, v in flat.items():
+        *path, last = k.split(".")
+        d = out
+        for p in path:
+            d = d.setdefault(p, {})
+        d[last] = v
+    return out
 
 
 def available() -> bool:
@@ -53,34 +96,36 @@ def available() -> bool:
     return True
 
 
-def cache_path(model) -> Path:
-    """Where the ONNX file of these weights lives: in ``FER_ONNX_CACHE`` (default ``~/.cache/fer/onnx``), in a
-    folder of its own per weights folder, not in it (its float32 tensors would triple ``weights/``)."""
+def cache_path(model, part: str = "model") -> Path:
+    """Where an ONNX file of these weights lives (``part``: ``model`` reads a face, ``prefix`` serves the maps):
+    in ``FER_ONNX_CACHE`` (default ``~/.cache/fer/onnx``), in a folder of its own per weights folder, not in it
+    (their float32 tensors would triple ``weights/``)."""
     sha = weights_sha256(model)
     if not sha:
         raise ValueError("the model was not loaded from a weights folder: no sha256 to name its ONNX file by")
     folder = str(Path(getattr(model, "weights_dir", "") or "").resolve())
     cache = Path(os.environ.get("FER_ONNX_CACHE") or Path.home() / ".cache" / "fer" / "onnx")
     return cache / f"{model.arch_name}-{hashlib.sha256(folder.encode()).hexdigest()[:12]}" / \
-        f"model-{sha[:16]}-g{GRAPH_VERSION}.onnx"
+        f"{part}-{sha[:16]}-g{GRAPH_VERSION}.onnx"
 
 
-def export_onnx(model, size: int, path: Path) -> Path:
-    """Export ``model`` (eval mode, float32, on the CPU) for ``size`` x ``size`` inputs, optimise it at ONNX
-    Runtime's basic level and write it atomically to ``path``."""
+def export_onnx(model, size: int, path: Path, part: str = "model") -> Path:
+    """Export ``part`` of ``model`` (eval mode, float32, on the CPU) for ``size`` x ``size`` inputs, optimise it at
+    ONNX Runtime's basic level and write it atomically to ``path``."""
     import onnxruntime as ort
 
     was = model.training
-    reader = _Reader(model).eval()
+    model.eval()
+    reader = PARTS[part](model, size).eval()
     buf = io.BytesIO()
     x = torch.zeros(2, 3, size, size)
     with torch.no_grad():
         reader(x)  # builds what a model caches for inference (DDAMFN's merged MixConv kernels): constants in the trace
+    names = list(reader.outputs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(reader, (x,), buf, input_names=["x"], output_names=["logits", "pooled"],
-                          dynamic_axes={"x": {0: "batch"}, "logits": {0: "batch"}, "pooled": {0: "batch"}},
-                          opset_version=OPSET, dynamo=False)
+        torch.onnx.export(reader, (x,), buf, input_names=["x"], output_names=names,
+                          dynamic_axes={k: {0: "batch"} for k in ["x"] + names}, opset_version=OPSET, dynamo=False)
     model.train(was)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = path.with_name(path.name + ".data")  # the tensors, beside the graph: ORT maps them instead of copying
@@ -91,7 +136,7 @@ def export_onnx(model, size: int, path: Path) -> Path:
         so.add_session_config_entry("session.optimized_model_external_initializers_file_name", data.name)
         so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
         ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
-    stem = path.name.split("model-")[0] + "model-"
+    stem = path.name.split(f"{part}-")[0] + f"{part}-"
     for old in list(path.parent.glob(stem + "*.onnx")) + list(path.parent.glob(stem + "*.onnx.data")):
         if old not in (path, data):
             old.unlink(missing_ok=True)  # the ONNX files of earlier tensors
@@ -99,7 +144,8 @@ def export_onnx(model, size: int, path: Path) -> Path:
 
 
 class OnnxReader:
-    """An ONNX Runtime session of one weight: ``(x) -> {"logits", "pooled"}`` as torch tensors."""
+    """An ONNX Runtime session of one weight's file: ``(x) -> {"logits", "pooled"}`` (a ``model`` file) or what
+    ``forward_prefix`` returns (a ``prefix`` file), as torch tensors."""
 
     def __init__(self, path: Path, threads: int | None = None, device: str = "cpu", spin: bool | None = None):
         import onnxruntime as ort
@@ -119,26 +165,31 @@ class OnnxReader:
         self.path = Path(path)
         self.session = ort.InferenceSession(str(path), so, providers=providers)
 
+        self.names = [o.name for o in self.session.get_outputs()]
+        self.constants = {}  # what the torch part returns beside tensors (ResNet+DDA's prefix: its target stage)
+
     def __call__(self, x: torch.Tensor) -> dict:
-        logits, pooled = self.session.run(None, {"x": np.ascontiguousarray(x.detach().cpu().numpy(), np.float32)})
-        return {"logits": torch.from_numpy(logits), "pooled": torch.from_numpy(pooled)}
+        out = self.session.run(None, {"x": np.ascontiguousarray(x.detach().cpu().numpy(), np.float32)})
+        return {**self.constants, **_nest({k: torch.from_numpy(v) for k, v in zip(self.names, out)})}
 
 
-def onnx_reader(model, size: int, threads: int | None = None, device: str = "cpu") -> tuple[OnnxReader | None, str]:
-    """The ONNX session of ``model`` (built and cached on first use), checked against torch; or None and why."""
+def onnx_reader(model, size: int, threads: int | None = None, device: str = "cpu",
+                part: str = "model") -> tuple[OnnxReader | None, str]:
+    """The ONNX session of ``part`` of ``model`` (built and cached on first use), checked against torch; or None
+    and why."""
     if not available():
         return None, "onnxruntime is not installed"
     try:
-        path = cache_path(model)
+        path = cache_path(model, part)
         if not path.is_file():
-            export_onnx(model, size, path)
+            export_onnx(model, size, path, part)
             _release_freed_memory()  # tracing the export allocates a lot, once: give it back to the system
         reader = OnnxReader(path, threads, device)
     except Exception as e:  # noqa: BLE001  (an exporter or runtime that cannot handle the model: torch stays)
         return None, f"ONNX export or session failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-    gap = self_check(model, reader, size)
+    gap = self_check(model, reader, size, part)
     if gap > TOLERANCE:
-        return None, f"ONNX logits differ from torch by {gap:.2e} (> {TOLERANCE})"
+        return None, f"ONNX {'logits' if part == 'model' else 'outputs'} differ from torch by {gap:.2e} (> {TOLERANCE})"
     return reader, ""
 
 
@@ -153,14 +204,21 @@ def _release_freed_memory() -> None:
         pass
 
 
-def self_check(model, reader: OnnxReader, size: int) -> float:
-    """The largest |logit difference| between torch and ONNX on a fixed random batch of two."""
+def self_check(model, reader: OnnxReader, size: int, part: str = "model") -> float:
+    """The largest |difference| between torch and ONNX on a fixed random batch of two: of the logits (``model``),
+    of every output (``prefix``, whose other values the reader takes from torch's)."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, size, size, generator=g)
     device = next(model.parameters()).device
     with torch.inference_mode():
-        ref = model(x.to(device)).float().cpu()
-    return float((reader(x)["logits"] - ref).abs().max())
+        if part == "model":
+            return float((reader(x)["logits"] - model(x.to(device)).float().cpu()).abs().max())
+        ref = model.forward_prefix(x.to(device))
+    reader.constants = {k: v for k, v in ref.items() if not isinstance(v, (torch.Tensor, dict))}
+    got, want = _flatten(reader(x)), _flatten(ref)
+    if set(got) != set(want):
+        return float("inf")
+    return max(float((got[k] - want[k].float().cpu()).abs().max()) for k in want)
 
 
 def main(argv=None):
@@ -178,8 +236,9 @@ def main(argv=None):
         if len(dc.input_sizes) > 1:
             print(f"{w}: a fusion runs from its branches' ONNX files and its own small torch head")
             continue
-        reader, why = onnx_reader(model, dc.input_size)
-        print(f"{w}: {reader.path if reader else why}")
+        for part in PARTS:
+            reader, why = onnx_reader(model, dc.input_size, part=part)
+            print(f"{w} ({part}): {reader.path if reader else why}")
 
 
 if __name__ == "__main__":

@@ -239,3 +239,25 @@ def test_mixconv_runs_as_one_merged_kernel_out_of_training_with_the_same_outputs
         with torch.no_grad():
             mix.mixed_depthwise_conv[0].weight.add_(1.0)
             assert torch.allclose(mix(x), mix.train()(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("name,args,size", [("ddamfn", dict(), 64), ("resnet18_dda", dict(dda_stages=(3, 4)), 80),
+                                            ("resnet18_dda", dict(dda_stages=(1, 2, 3, 4)), 112),
+                                            ("resnet34_dda", dict(dda_stages=(1, 4)), 64)])
+def test_the_split_at_the_gradcam_target_is_the_whole_forward(name, args, size):
+    """forward_prefix ends where Grad-CAM's target layer's output is (the activations the maps are made of), and
+    forward_suffix from there gives forward_details, own attention included: the maps' path runs the two parts."""
+    torch.manual_seed(0)
+    model = create_model(name, **args, **({"input_size": size} if name == "ddamfn" else {})).eval()
+    x = torch.randn(2, 3, size, size)
+    seen = []
+    hook = model.gradcam_layers(size)[0].register_forward_hook(lambda m, a, o: seen.append(o))
+    with torch.no_grad():
+        pre = model.forward_prefix(x)
+        hook.remove()
+        split, whole = model.forward_suffix(pre), model.forward_details(x)
+    assert len(seen) == 1 and torch.equal(pre["act"], seen[0])
+    assert torch.equal(split["logits"], whole["logits"]) and torch.equal(split["pooled"], whole["pooled"])
+    assert split["attention"].keys() == whole["attention"].keys() and len(whole["attention"]) > 0
+    for k in whole["attention"]:
+        assert torch.equal(split["attention"][k], whole["attention"][k]), k

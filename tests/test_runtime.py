@@ -64,7 +64,7 @@ def test_the_analyzer_reads_through_onnx_what_torch_reads(weights):
     for key in MODELS:
         assert np.abs(a[key].logits - b[key].logits).max() < 1e-3, key
         assert a[key].top == b[key].top
-    with_maps = fast.analyze(ASTRONAUT, maps=True).faces[0].models  # maps take the torch path
+    with_maps = fast.analyze(ASTRONAUT, maps=True).faces[0].models
     assert with_maps["ddamfn"].gradcam is not None
 
 
@@ -77,3 +77,27 @@ def test_without_onnxruntime_the_analyzer_keeps_torch_and_says_why(weights, monk
     assert a.engine == "torch" and all("onnxruntime is not installed" in n for n in a.engine_notes)
     with pytest.raises(RuntimeError, match="onnxruntime is not installed"):
         Analyzer.from_pretrained({k: weights / k for k in MODELS}, detector="yunet", device="cpu", engine="onnx")
+
+
+def test_the_maps_run_the_part_before_the_gradcam_target_through_onnx_with_the_same_maps(weights):
+    """With maps, the part of each model before its Grad-CAM target runs in ONNX Runtime (a ``prefix`` file beside
+    the ``model`` one, checked against torch): probabilities, Grad-CAM and own attention equal torch's."""
+    from fer_core.predict import Analyzer
+    from fer_core.runtime import GRAPH_VERSION, cache_path
+    from fer_core.weights import weights_sha256
+
+    names = {k: weights / k for k in MODELS}
+    fast = Analyzer.from_pretrained(names, detector="yunet", device="cpu")
+    slow = Analyzer.from_pretrained(names, detector="yunet", device="cpu", engine="torch")
+    for key in ("ddamfn", "resnet_dda"):
+        model = fast.slots[key].model
+        assert fast.slots[key].prefix.path == cache_path(model, "prefix")
+        assert cache_path(model, "prefix").name == f"prefix-{weights_sha256(model)[:16]}-g{GRAPH_VERSION}.onnx"
+        assert slow.slots[key].prefix is None
+    assert fast.slots["fusion"].prefix is None
+    a = fast.analyze(ASTRONAUT, maps=True).faces[0].models
+    b = slow.analyze(ASTRONAUT, maps=True).faces[0].models
+    for key in MODELS:
+        assert a[key].top == b[key].top and np.abs(a[key].logits - b[key].logits).max() < 1e-3, key
+        assert np.abs(a[key].gradcam - b[key].gradcam).max() < 1e-3, key
+        assert np.abs(a[key].attention - b[key].attention).max() < 1e-3, key

@@ -221,8 +221,14 @@ class DDAMFN(nn.Module):
     def forward(self, x):
         return self.forward_head(self.forward_features(x))
 
-    def forward_details(self, x) -> dict:
-        pooled, head_maps, combined = self._gate_and_pool(self.forward_features(x))
+    def forward_prefix(self, x) -> dict:
+        """The part before Grad-CAM's target's output (the whole backbone): ``{"act": its 512 x S x S map}``."""
+        return {"act": self.forward_features(x)}
+
+    def forward_suffix(self, pre: dict) -> dict:
+        """The rest, from :meth:`forward_prefix`'s output (``forward_details(x)`` is
+        ``forward_suffix(forward_prefix(x))``)."""
+        pooled, head_maps, combined = self._gate_and_pool(pre["act"])
         return {
             "logits": self.fc(self.drop(pooled)),
             "pooled": pooled,
@@ -232,6 +238,9 @@ class DDAMFN(nn.Module):
                 **{f"head{i}": m.mean(1) for i, m in enumerate(head_maps)},
             },
         }
+
+    def forward_details(self, x) -> dict:
+        return self.forward_suffix(self.forward_prefix(x))
 
     def reset_classifier(self, num_classes: int):
         self.num_classes = num_classes

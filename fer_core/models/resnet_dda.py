@@ -179,22 +179,33 @@ class ResNetDDA(nn.Module):
         """Grad-CAM's target: the last block of stage 4 (before its DDA gate), as for torchvision ResNets; for a
         small ``input_size`` the deepest stage whose map is still at least ``MIN_MAP_SIDE`` pixels wide (at 64 px
         stage 4 is 2x2, stage 3 4x4), so that the map shows where the model looks rather than one quadrant."""
+        return [getattr(self, f"layer{self._target_stage(input_size)}")[-1]]
+
+    @staticmethod
+    def _target_stage(input_size: int | None) -> int:
         stage = 4
         if input_size:
             while stage > 1 and stage_side(input_size, stage) < MIN_MAP_SIDE:
                 stage -= 1
-        return [getattr(self, f"layer{stage}")[-1]]
+        return stage
+
+    def _stage(self, i, x, masks=None):
+        """Stage ``i`` from its input through its DDA gate."""
+        return self._gate(i, getattr(self, f"layer{i}")(x), masks)
+
+    def _gate(self, i, x, masks=None):
+        block = self.dda[str(i)] if str(i) in self.dda else None
+        if block is None:
+            return x
+        m = block.mask(x)
+        if masks is not None:
+            masks[f"stage{i}"] = m
+        return x * (1 + m)
 
     def _stages(self, x, masks=None):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for i in range(1, 5):
-            x = getattr(self, f"layer{i}")(x)
-            block = self.dda[str(i)] if str(i) in self.dda else None
-            if block is not None:
-                m = block.mask(x)
-                if masks is not None:
-                    masks[f"stage{i}"] = m
-                x = x * (1 + m)
+            x = self._stage(i, x, masks)
         return x
 
     def forward_features(self, x):
@@ -207,20 +218,39 @@ class ResNetDDA(nn.Module):
     def forward(self, x):
         return self.forward_head(self.forward_features(x))
 
-    def forward_details(self, x) -> dict:
+    def forward_prefix(self, x) -> dict:
+        """The part before Grad-CAM's target's output (for this input's size): ``{"act": the target block's output
+        (before its stage's DDA gate), "stage": its stage, "attention": the earlier stages' DDA maps}``."""
+        s = self._target_stage(x.shape[-1])
         masks = {}
-        pooled = self.forward_head(self._stages(x, masks), pre_logits=True)
-        return {
-            "logits": self.fc(self.drop(pooled)),
-            "pooled": pooled,
-            # A channel-softmax mask sums to 1 over channels at every pixel, so its channel mean is flat:
-            # show where some channel is boosted most (channel max), as a B x H x W map in (0, 1].
-            "attention": {k: m.amax(1) for k, m in masks.items()},
-        }
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for i in range(1, s):
+            x = self._stage(i, x, masks)
+        return {"act": getattr(self, f"layer{s}")(x), "stage": s, "attention": _attention(masks)}
+
+    def forward_suffix(self, pre: dict) -> dict:
+        """The rest, from :meth:`forward_prefix`'s output (``forward_details(x)`` is
+        ``forward_suffix(forward_prefix(x))``)."""
+        s, masks = pre["stage"], {}
+        x = self._gate(s, pre["act"], masks)
+        for i in range(s + 1, 5):
+            x = self._stage(i, x, masks)
+        pooled = self.forward_head(x, pre_logits=True)
+        return {"logits": self.fc(self.drop(pooled)), "pooled": pooled,
+                "attention": {**pre.get("attention", {}), **_attention(masks)}}
+
+    def forward_details(self, x) -> dict:
+        return self.forward_suffix(self.forward_prefix(x))
 
     def reset_classifier(self, num_classes: int):
         self.num_classes = num_classes
         self.fc = nn.Linear(self.num_features, num_classes)
+
+
+def _attention(masks: dict) -> dict:
+    # A channel-softmax mask sums to 1 over channels at every pixel, so its channel mean is flat: show where some
+    # channel is boosted most (channel max), as a B x H x W map in (0, 1].
+    return {k: m.amax(1) for k, m in masks.items()}
 
 
 def _create(depth, **kwargs):
