@@ -18,7 +18,7 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -173,7 +173,6 @@ class Analyzer:
             if not any(self.slots[k].hidden for k in keys):
                 self.sources[key] = tuple(keys)
         self.engine, self.engine_notes = self._attach_onnx(engine)
-        self._prefix_s = {}  # each model's last time for the part before its Grad-CAM target (_prefixes' order)
 
     def _attach_onnx(self, engine: str) -> tuple[str, list[str]]:
         """ONNX Runtime sessions for reading without maps (``engine`` auto: on the CPU where onnxruntime is
@@ -378,7 +377,7 @@ class Analyzer:
             for _, m in models:  # in one order, so two requests never wait on each other
                 stack.enter_context(model_lock(m))
             stack.enter_context(torch.enable_grad())  # the parameters are frozen (__init__): no graph before the leaves
-            for key, (xs[key], v, pre) in self._prefixes(singles, crops, timings):
+            for key, (xs[key], v, pre) in self._prefixes(singles, crops, timings).items():
                 t1 = time.perf_counter()
                 slot = self.slots[key]
                 copies = max(0, len(readers[key]) - 1)
@@ -426,11 +425,11 @@ class Analyzer:
         timings["gradcam"] = time.perf_counter() - t1
         return done
 
-    def _prefixes(self, keys, crops, timings):
-        """Each model's part before its Grad-CAM target (ONNX Runtime where attached; else torch without a graph) on
-        the faces and their other views, yielded as ``key, (faces' input, number of views, outputs)`` as each is
-        ready. On the CPU with ONNX Runtime the parts run side by side, the quickest (by its last time) in this
-        thread, so that its rest (torch) runs while the others' parts still do."""
+    def _prefixes(self, keys, crops, timings) -> dict:
+        """Each model's part before its Grad-CAM target (ONNX Runtime where attached, side by side on the CPU; else
+        torch without a graph) on the faces and their other views: ``{key: (faces' input, number of views,
+        outputs)}``. (Starting a model's rest in torch while another's part still runs was measured slower: the
+        threads then outnumber the cores.)"""
         out = {}
 
         def run(key):
@@ -445,20 +444,17 @@ class Analyzer:
                     pre = slot.model.forward_prefix(views)
             out[key] = (x, len(views) // len(x), pre)
             timings[key] = time.perf_counter() - t1
-            self._prefix_s[key] = timings[key]
-            return key
 
         if len(keys) > 1 and all(self.slots[k].prefix is not None for k in keys) and self.device.type == "cpu":
-            keys = sorted(keys, key=lambda k: self._prefix_s.get(k, 0.0))
             with ThreadPoolExecutor(len(keys) - 1) as pool:  # ONNX Runtime releases the GIL
                 futures = [pool.submit(run, k) for k in keys[1:]]
-                yield run(keys[0]), out[keys[0]]
-                for f in as_completed(futures):
-                    key = f.result()
-                    yield key, out[key]
+                run(keys[0])
+                for f in futures:
+                    f.result()
         else:
             for key in keys:
-                yield run(key), out[key]
+                run(key)
+        return out
 
     @staticmethod
     def _views(slot: Slot, crops, x) -> torch.Tensor:
