@@ -277,6 +277,27 @@ def test_a_fusion_without_its_branches_runs_on_its_own(weights):
     assert np.allclose(alone.analyze(HOPPER).faces[0].models["fusion"].logits, shared.logits, atol=1e-5)
 
 
+def test_the_maps_of_several_faces_are_each_face_s_own(analyzer, weights):
+    """One backward serves every face and every model's map (a branch's faces enter its batch again for the
+    fusion's score): each face's maps and probabilities equal what it gets read alone, and a lone fusion (hidden
+    branches, no copies) gives the fusion's maps of the full page."""
+    rgb = load_image(HOPPER)
+    face = detect_faces(rgb, analyzer.detector).faces[0]
+    spec = analyzer.slots["ddamfn"].data.crop
+    crop = crop_face(rgb, face, spec)
+    crops = [crop, np.ascontiguousarray(crop[:, ::-1]), np.roll(crop, 3, axis=0)]
+    together = analyzer.read(crops, maps=True)
+    alone = Analyzer({"fusion": load_weights(weights / "fusion")}, detector=analyzer.detector).read(crops, maps=True)
+    for i, c in enumerate(crops):
+        single = analyzer.read([c], maps=True)[0]
+        for key in ("ddamfn", "resnet_dda", "fusion"):
+            a, b = together[i][key], single[key]
+            assert np.abs(a.logits - b.logits).max() < 1e-4, (i, key)
+            for kind in ("gradcam", "attention"):
+                assert np.abs(getattr(a, kind) - getattr(b, kind)).max() < 1e-3, (i, key, kind)
+        assert np.abs(alone[i]["fusion"].gradcam - together[i]["fusion"].gradcam).max() < 1e-3, i
+
+
 def test_explain_a_chosen_class(analyzer):
     a = analyzer.analyze(HOPPER, maps=True, target="fear").faces[0].models["ddamfn"].gradcam
     b = analyzer.analyze(HOPPER, maps=True, target="happiness").faces[0].models["ddamfn"].gradcam
