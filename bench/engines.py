@@ -125,6 +125,22 @@ def mixconv_ablation(model, size: int, runs: int) -> dict:
     return out
 
 
+def compiled_analyzer(names) -> Analyzer:
+    """The page's torch path with each model's forward compiled (``torch.compile``, default mode)."""
+    analyzer = Analyzer.from_pretrained(names, detector="yunet", device="cpu", engine="torch")
+    for key, slot in analyzer.slots.items():
+        if key not in analyzer._branch_keys:
+            slot.model.forward_details = torch.compile(slot.model.forward_details, dynamic=True)
+    return analyzer
+
+
+def ferplus_accuracy(analyzer: Analyzer, ds) -> dict:
+    """Each shown model's FER+ valid accuracy on the page's path from the crops (test-time flip as configured)."""
+    results = analyzer.read(list(ds.images))
+    return {k: float(np.mean([s.labels[int(np.argmax(r[k].logits))] == ds.label_set.names[t]
+                              for r, t in zip(results, ds.labels)])) for k, s in analyzer.shown.items()}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights-dir", default=str(ROOT / "weights"))
@@ -213,12 +229,8 @@ def main(argv=None):
         from fer_core.data import read_dataset
 
         ds = read_dataset("ferplus", a.ferplus, "valid")
-        res["ferplus_valid"] = {}
-        for name, analyzer in (("eager", eager), ("onnx", fast)):
-            results = analyzer.read(list(ds.images))
-            res["ferplus_valid"][name] = {
-                k: float(np.mean([s.labels[int(np.argmax(r[k].logits))] == ds.label_set.names[t]
-                                  for r, t in zip(results, ds.labels)])) for k, s in analyzer.shown.items()}
+        engines = [("eager", eager), ("onnx", fast)] + ([("compiled", compiled_analyzer(names))] if a.compile else [])
+        res["ferplus_valid"] = {name: ferplus_accuracy(analyzer, ds) for name, analyzer in engines}
         print("FER+ valid", res["ferplus_valid"], flush=True)
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2))

@@ -133,6 +133,11 @@ def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
                 "epochs_completed", "best_epoch", "device", "precision", "commit", "command", "exported_by", "repair"):
         if key in prov:
             lines.append(f"- {key.replace('_', ' ')}: `{prov[key]}`")
+    if prov.get("distillation"):
+        d = prov["distillation"]
+        lines.append(f"- distillation: the target is {1 - d['weight']:g} x the labels + {d['weight']:g} x the mean of the "
+                     "teachers' calibrated, flip-averaged probabilities (precomputed by `train_scripts/teach.py`); "
+                     f"teachers: {', '.join(f'`{t}`' for t in d['teachers'])}")
     if "wall_time_s" in prov:
         lines.append(f"- wall time to the exported epoch: {_fmt_seconds(prov['wall_time_s'])}"
                      + (f" (the run so far: {_fmt_seconds(prov['run_wall_time_s'])})"

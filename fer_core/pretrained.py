@@ -61,17 +61,17 @@ def _add(entry: PretrainedEntry):
         PRETRAINED[key] = entry
 
 
-_add(PretrainedEntry("ddamfn", "ddamfn", "ddamfn-ferplus", "v4", "ddamfn",
-                     "e852778f2121d586d83c45aa2e4e959e34ccfa4e71cdd9a2c86a80e87b309f64",
-                     "0a59c22f2c687f22731da8a7534ed883e214eb2398c97ed4c4a87cd3245e62df", aliases=("ddamfn.ferplus",),
+_add(PretrainedEntry("ddamfn", "ddamfn", "ddamfn-ferplus", "v7", "ddamfn",
+                     "553b295739facfdf356c27efdd4e63f1be54b9d876fc2ba1da9b741f984fe76f",
+                     "8fffa28f3815c2d0bad56640db056b1b2e74955f9243625439640c45e413e5dc", aliases=("ddamfn.ferplus",),
                      title="DDAMFN"))
-_add(PretrainedEntry("resnet_dda", "resnet18_dda", "resnet-dda-ferplus", "v5", "resnet_dda",
-                     "2228adcf13dfa47701bd66fd88f8e34412d252e9ca8d8aff5ee9c5ddf1d751d2",
-                     "69d9f13b39b4ce7eba87f32c8544edffcd42b8c8344be5e470b2f16d8da2b45d",
+_add(PretrainedEntry("resnet_dda", "resnet18_dda", "resnet-dda-ferplus", "v7", "resnet_dda",
+                     "a26880f994a147dd88fcc36c82ccb6a68f55857327c407a59251ddd9f9044c70",
+                     "9e22a1f80ff65fd3b066b1934dd4daa9b47e2aff7a7545c3f2efbb69ccf2728b",
                      aliases=("resnet_dda.ferplus",), title="ResNet18+DDA (DDA on stages 3-4)"))
-_add(PretrainedEntry("fusion", "fusion", "fusion-ferplus", "v6", "fusion",
-                     "5c17c1139260ff796a180e3ffc31c1e5a00b5e61a291f9b83788f868d92a5c9d",
-                     "25269a0c12512556ea19faf023025a90c7ca760ef1a5dc8c7d73178466984c70", aliases=("fusion.ferplus",),
+_add(PretrainedEntry("fusion", "fusion", "fusion-ferplus", "v7", "fusion",
+                     "7128dfd3372ad58b325961ddfd7526412546b75017b1dc52471e564cb2598f4d",
+                     "f407e631eaa86d31384c3da02ee44a3bec313b7c08d253a35a9ea2b6a0429234", aliases=("fusion.ferplus",),
                      title="Fusion (attention over the two)"))
 
 
