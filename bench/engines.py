@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.timing import p50  # noqa: E402
+from bench.timing import add_page_options, p50  # noqa: E402
 from fer_core.predict import MODEL_KEYS, Analyzer  # noqa: E402
 from fer_core.runtime import OnnxReader, onnx_reader  # noqa: E402
 
@@ -128,9 +128,9 @@ def mixconv_ablation(model, size: int, runs: int) -> dict:
 def compiled_analyzer(names) -> Analyzer:
     """The page's torch path with each model's forward compiled (``torch.compile``, default mode)."""
     analyzer = Analyzer.from_pretrained(names, detector="yunet", device="cpu", engine="torch")
-    for key, slot in analyzer.slots.items():
-        if key not in analyzer._branch_keys:
-            slot.model.forward_details = torch.compile(slot.model.forward_details, dynamic=True)
+    for key in analyzer._singles():
+        model = analyzer.slots[key].model
+        model.forward_details = torch.compile(model.forward_details, dynamic=True)
     return analyzer
 
 
@@ -143,10 +143,7 @@ def ferplus_accuracy(analyzer: Analyzer, ds) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights-dir", default=str(ROOT / "weights"))
-    ap.add_argument("--photo", default=str(ROOT / "demo/examples/grace_hopper.jpg"))
-    ap.add_argument("--runs", type=int, default=30)
-    ap.add_argument("--threads", type=int, default=2)
+    add_page_options(ap)
     ap.add_argument("--compile", action="store_true", help="also torch.compile each model (minutes)")
     ap.add_argument("--accuracy", action="store_true", help="FER+ valid accuracy of each engine")
     ap.add_argument("--ferplus", default=str(ROOT.parent / "shared/datasets/ferplus"))

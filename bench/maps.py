@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from bench.timing import p50_interleaved  # noqa: E402
+from bench.timing import add_page_options, p50_interleaved  # noqa: E402
 from fer_core.explain import gradcam_with_details, gradcams_from_leaves, own_attention, resize_maps  # noqa: E402
 from fer_core.images import load_image  # noqa: E402
-from fer_core.predict import MODEL_KEYS, Analyzer  # noqa: E402
+from fer_core.predict import MODEL_KEYS, Analyzer, _view_logits  # noqa: E402
 
 
 def separate(analyzer: Analyzer, crops: dict, size: int = 224) -> dict:
@@ -43,7 +43,7 @@ def separate(analyzer: Analyzer, crops: dict, size: int = 224) -> dict:
         slot = analyzer.slots[key]
         c = crops[slot.data.crop]
         n, x = len(c), slot.batch(c)
-        views = torch.cat([x, slot.batch(c, flip=True)]) if slot.tta_flip else x
+        views = Analyzer._views(slot, c, x)
         cams, det, leaves = gradcam_with_details(slot.model, views, shown=n, reading=slot.reading())
         passes[key] = (det, leaves)
         out[key] = (resize_maps(torch.from_numpy(cams), size), own_attention(det["attention"], size)[:n])
@@ -53,8 +53,7 @@ def separate(analyzer: Analyzer, crops: dict, size: int = 224) -> dict:
     with torch.enable_grad():
         fused = fusion.model.fuse(da, db)
     logits = fused["logits"]
-    avg = (logits[:n] + logits[n:2 * n]) / 2 if len(logits) > n else logits
-    k = fusion.reading()(avg.detach()).argmax(1)
+    k = fusion.reading()(_view_logits(logits.detach(), n)).argmax(1)
     cam_a, cam_b = gradcams_from_leaves(logits[:n].gather(1, k[:, None]), [la, lb], size)
     w = fused["branch_weights"].detach()[:n, :, None, None].numpy()
     out["fusion"] = (w[:, 0] * cam_a + w[:, 1] * cam_b, None)
@@ -63,10 +62,7 @@ def separate(analyzer: Analyzer, crops: dict, size: int = 224) -> dict:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--weights-dir", default=str(ROOT / "weights"))
-    ap.add_argument("--photo", default=str(ROOT / "demo/examples/grace_hopper.jpg"))
-    ap.add_argument("--runs", type=int, default=30)
-    ap.add_argument("--threads", type=int, default=2)
+    add_page_options(ap)
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)

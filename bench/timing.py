@@ -1,9 +1,13 @@
-"""Wall-clock timing shared by the benches: each call timed after a few warm-up calls, in milliseconds."""
+"""Wall-clock timing shared by the benches (each call timed after a few warm-up calls, in milliseconds), and the
+command-line options of the benches that time the page's path on the shipped weights."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def measure(fn, n: int, warmup: int = 2) -> list[float]:
@@ -36,3 +40,11 @@ def p50_interleaved(fns: dict, runs: int, warmup: int = 3) -> dict:
             fn()
             ts[k].append((time.perf_counter() - t0) * 1000)
     return {k: float(np.median(v)) for k, v in ts.items()}
+
+
+def add_page_options(ap, runs: int = 30) -> None:
+    """The weights folder, the photo, the runs per figure and the threads of a bench of the page's path."""
+    ap.add_argument("--weights-dir", default=str(ROOT / "weights"))
+    ap.add_argument("--photo", default=str(ROOT / "demo/examples/grace_hopper.jpg"))
+    ap.add_argument("--runs", type=int, default=runs)
+    ap.add_argument("--threads", type=int, default=2)

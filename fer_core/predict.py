@@ -14,6 +14,7 @@ Images and folders give one JSON record per image; a video gives one record per 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -107,29 +108,23 @@ def _feeds(slot: Slot, data: DataConfig) -> bool:
     return replace(slot.data, temperature=1.0) == replace(data, temperature=1.0)
 
 
-def _rows(obj, n: int):
-    """The first ``n`` rows of every tensor in a (nested) forward-details structure."""
+def _each_tensor(obj, fn):
+    """``fn`` applied to every tensor of a (nested) forward-details structure, the rest kept."""
     if isinstance(obj, dict):
-        return {k: _rows(v, n) for k, v in obj.items()}
+        return {k: _each_tensor(v, fn) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_rows(v, n) for v in obj)
-    return obj[:n] if isinstance(obj, torch.Tensor) and obj.dim() > 0 else obj
+        return type(obj)(_each_tensor(v, fn) for v in obj)
+    return fn(obj) if isinstance(obj, torch.Tensor) else obj
 
 
-def _on(obj, device):
-    """Every tensor of a (nested) dict on ``device``."""
-    if isinstance(obj, dict):
-        return {k: _on(v, device) for k, v in obj.items()}
-    return obj.to(device) if isinstance(obj, torch.Tensor) else obj
+def _rows(obj, n: int):
+    """The first ``n`` rows of every batch tensor in a (nested) forward-details structure."""
+    return _each_tensor(obj, lambda t: t[:n] if t.dim() > 0 else t)
 
 
 def _take(obj, index: torch.Tensor):
     """The rows ``index`` of every batch tensor in a (nested) forward-details structure."""
-    if isinstance(obj, dict):
-        return {k: _take(v, index) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_take(v, index) for v in obj)
-    return obj.index_select(0, index) if isinstance(obj, torch.Tensor) and obj.dim() > 0 else obj
+    return _each_tensor(obj, lambda t: t.index_select(0, index) if t.dim() > 0 else t)
 
 
 def _view_logits(logits: torch.Tensor, n: int) -> torch.Tensor:
@@ -332,16 +327,7 @@ class Analyzer:
             timings[key] = time.perf_counter() - t1
 
         singles = self._singles()
-        if len(singles) > 1 and all(self.slots[k].onnx is not None for k in singles) and self.device.type == "cpu":
-            # ONNX Runtime releases the GIL: the models read side by side, each on its share of the threads
-            with ThreadPoolExecutor(len(singles) - 1) as pool:
-                futures = [pool.submit(run, k) for k in singles[1:]]
-                run(singles[0])
-                for f in futures:
-                    f.result()
-        else:
-            for key in singles:
-                run(key)
+        self._each_model(singles, run, all(self.slots[k].onnx is not None for k in singles))
         for key, (ka, kb) in self._branch_keys.items():
             t1 = time.perf_counter()
             slot = self.slots[key]
@@ -364,8 +350,6 @@ class Analyzer:
           enter the model's batch once more for each further score that needs them (rows never mix in eval mode:
           the copies cost one row each, where a second backward through the model would cost its weights again).
         """
-        import contextlib
-
         singles = self._singles()
         readers = {k: ([k] if not self.slots[k].hidden else []) for k in singles}  # whose map needs its gradients
         for f, ks in self._branch_keys.items():
@@ -382,7 +366,7 @@ class Analyzer:
                 slot = self.slots[key]
                 copies = max(0, len(readers[key]) - 1)
                 pre = _take(pre, torch.cat([torch.arange(v * n)] + [torch.arange(n)] * copies).to(self.device))
-                leaves[key] = [pre["act"].requires_grad_(True)]
+                leaves[key] = pre["act"].requires_grad_(True)
                 full[key] = det = slot.model.forward_suffix(pre)
                 dets[key] = _rows(det, v * n)
                 # reader j's rows: the faces (their own copy for j > 0), then the other views
@@ -401,12 +385,10 @@ class Analyzer:
                 scores.append(self._explained(slot, out["logits"], n, target, setting))
                 timings[key] = time.perf_counter() - t1
             t1 = time.perf_counter()
-            flat = [leaf for k in singles for leaf in leaves[k]]
-            grads = dict(zip(map(id, flat), torch.autograd.grad(torch.cat(scores).sum(), flat)))
+            grads = dict(zip(singles, torch.autograd.grad(torch.cat(scores).sum(), [leaves[k] for k in singles])))
 
         def cam(key, reader, size):
-            idx = rows[key][reader][:n]
-            return gradcam_maps([(leaf[:n], grads[id(leaf)][idx]) for leaf in leaves[key]], size)
+            return gradcam_maps([(leaves[key][:n], grads[key][rows[key][reader][:n]])], size)
 
         for key in singles:
             slot = self.slots[key]
@@ -438,15 +420,21 @@ class Analyzer:
             x = slot.batch(c)
             views = self._views(slot, c, x).to(self.device)
             if slot.prefix is not None:
-                pre = _on(slot.prefix(views), self.device)
+                pre = _each_tensor(slot.prefix(views), lambda t: t.to(self.device))
             else:
                 with torch.no_grad():
                     pre = slot.model.forward_prefix(views)
             out[key] = (x, len(views) // len(x), pre)
             timings[key] = time.perf_counter() - t1
 
-        if len(keys) > 1 and all(self.slots[k].prefix is not None for k in keys) and self.device.type == "cpu":
-            with ThreadPoolExecutor(len(keys) - 1) as pool:  # ONNX Runtime releases the GIL
+        self._each_model(keys, run, all(self.slots[k].prefix is not None for k in keys))
+        return out
+
+    def _each_model(self, keys, run, onnx: bool) -> None:
+        """``run(key)`` for each model: side by side, each on its share of the threads, when they all run in ONNX
+        Runtime on the CPU (it releases the GIL); else one after the other."""
+        if len(keys) > 1 and onnx and self.device.type == "cpu":
+            with ThreadPoolExecutor(len(keys) - 1) as pool:
                 futures = [pool.submit(run, k) for k in keys[1:]]
                 run(keys[0])
                 for f in futures:
@@ -454,7 +442,6 @@ class Analyzer:
         else:
             for key in keys:
                 run(key)
-        return out
 
     @staticmethod
     def _views(slot: Slot, crops, x) -> torch.Tensor:
