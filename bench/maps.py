@@ -6,12 +6,15 @@
 * ``merged_torch``: the Analyzer with ``engine="torch"``: each model's part before its Grad-CAM target in torch
   without a graph, then ONE backward for the three maps (the faces copied into a branch's batch once per further
   score that needs its gradients);
-* ``merged_onnx``: the Analyzer as the page runs it: the same, with the parts before the targets in ONNX Runtime,
-  the two models side by side.
+* ``merged_onnx_float32``: the same, with the parts before the targets in ONNX Runtime, the two models side by
+  side, the parts after them in float32;
+* ``merged_onnx``: the Analyzer as the page runs it (``maps_dtype="auto"``): as ``merged_onnx_float32``, the parts
+  after the targets of the models that ask for it (ResNet+DDA) in a bfloat16 copy on CPUs with native bfloat16.
 
 Each is the models' wall time (p50 over --runs, the variants timed in turns) on the same crops, the ratios against
-``separate``; also the whole photo with and without maps (decode, detection, crops, models) on the page's path, and
-the largest difference between the maps of ``separate`` and ``merged_onnx`` (the same maps: a check, not a timing).
+``separate``; also the whole photo with and without maps (decode, detection, crops, models) on the page's path (and
+with maps in float32), the largest difference between the maps of ``separate`` and ``merged_onnx_float32`` (the
+same maps: a check, not a timing), and between ``separate``'s and the page's with their correlation.
 
     python bench/maps.py --json out.json [--runs 30] [--threads 2]
 """
@@ -68,24 +71,32 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     names = {k: Path(a.weights_dir) / k for k in MODEL_KEYS}
     fast = Analyzer.from_pretrained(names, detector="yunet", device="cpu")
-    eager = Analyzer.from_pretrained(names, detector="yunet", device="cpu", engine="torch")
+    fast32 = Analyzer.from_pretrained(names, detector="yunet", device="cpu", maps_dtype="float32")
+    eager = Analyzer.from_pretrained(names, detector="yunet", device="cpu", engine="torch", maps_dtype="float32")
     rgb = load_image(a.photo)
     faces = fast.detect(rgb).faces[:1]
     crops = fast.crops(rgb, faces)
     res = {"date": time.strftime("%Y-%m-%d"), "threads": a.threads, "cpu": os.cpu_count(), "torch": torch.__version__,
-           "photo": Path(a.photo).name, "faces": len(faces), "engine": fast.engine, "notes": fast.engine_notes}
+           "photo": Path(a.photo).name, "faces": len(faces), "engine": fast.engine, "notes": fast.engine_notes,
+           "maps_dtype": fast.maps_dtype}
     times = p50_interleaved({"separate": lambda: separate(eager, crops),
                              "merged_torch": lambda: eager._read(crops, True, None, 224, {}),
+                             "merged_onnx_float32": lambda: fast32._read(crops, True, None, 224, {}),
                              "merged_onnx": lambda: fast._read(crops, True, None, 224, {}),
                              "photo_with_maps": lambda: fast.analyze(rgb, maps=True),
+                             "photo_with_maps_float32": lambda: fast32.analyze(rgb, maps=True),
                              "photo_without_maps": lambda: fast.analyze(rgb)}, a.runs)
     res.update({f"{k}_ms": v for k, v in times.items()})
-    for name in ("merged_torch", "merged_onnx"):
+    for name in ("merged_torch", "merged_onnx_float32", "merged_onnx"):
         res[f"{name}_ratio"] = res["separate_ms"] / res[f"{name}_ms"]
     stages = [fast.analyze(rgb, maps=True).timings_ms for _ in range(a.runs)]
     res["photo_with_maps_stages_ms"] = {k: float(np.median([s[k] for s in stages])) for k in stages[0]}
-    ref, got = separate(eager, crops), fast._read(crops, True, None, 224, {})[0]
+    ref, got = separate(eager, crops), fast32._read(crops, True, None, 224, {})[0]
     res["max_map_difference"] = {k: float(np.abs(ref[k][0][0] - got[k].gradcam).max()) for k in MODEL_KEYS}
+    page = fast._read(crops, True, None, 224, {})[0]
+    res["page_maps_against_float32"] = {
+        k: {"max_difference": float(np.abs(ref[k][0][0] - page[k].gradcam).max()),
+            "correlation": float(np.corrcoef(ref[k][0][0].ravel(), page[k].gradcam.ravel())[0, 1])} for k in MODEL_KEYS}
     print(json.dumps(res, indent=2), flush=True)
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2))

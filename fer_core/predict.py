@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import os
 import sys
@@ -34,6 +35,7 @@ from .preprocess import DataConfig, Transform, build_transform, resolve_data_con
 from .results import Analysis, FaceResult, ModelResult, display_name
 
 MODEL_KEYS = ("ddamfn", "resnet_dda", "fusion")  # the shipped weights, in the order the page shows them
+MAPS_DTYPES = ("auto", "float32", "bfloat16")  # the maps' part after each Grad-CAM target (Analyzer._attach_lean)
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Slot:
     hidden: bool = False
     onnx: object = None  # an ONNX Runtime reader of the same weights (fer_core.runtime), for reading without maps
     prefix: object = None  # ONNX Runtime's session of the part before Grad-CAM's target (forward_prefix), for maps
+    lean: torch.nn.Module | None = None  # a frozen bfloat16 copy that runs the part after the target, for maps
 
     @classmethod
     def from_model(cls, key, model, data: DataConfig | None = None, hidden: bool = False, labels=None):
@@ -141,7 +144,7 @@ class Analyzer:
     :meth:`from_pretrained` loads them), else from hidden slots of its own branches."""
 
     def __init__(self, models: dict, detector="auto", max_faces: int = 10, min_face: int = 20, device="auto",
-                 engine: str = "auto"):
+                 engine: str = "auto", maps_dtype: str = "auto"):
         self.device = resolve_device(device)
         for m in models.values():  # the Analyzer serves its models: eval mode (Slot), no parameter gradients
             m.requires_grad_(False)
@@ -168,6 +171,7 @@ class Analyzer:
             if not any(self.slots[k].hidden for k in keys):
                 self.sources[key] = tuple(keys)
         self.engine, self.engine_notes = self._attach_onnx(engine)
+        self.maps_dtype = self._attach_lean(maps_dtype)
 
     def _attach_onnx(self, engine: str) -> tuple[str, list[str]]:
         """ONNX Runtime sessions for reading without maps (``engine`` auto: on the CPU where onnxruntime is
@@ -199,11 +203,29 @@ class Analyzer:
                 notes.append(f"{key}'s maps run wholly in torch: {why}")
         return kind, notes
 
+    def _attach_lean(self, maps_dtype: str) -> str:
+        """Bfloat16 copies for the maps' part after each Grad-CAM target, of the models that ask for it
+        (``maps_in_bfloat16``: where that part reads most of the weights). ``maps_dtype`` auto (``FER_MAPS_DTYPE``
+        when set): bfloat16 on CPUs that compute it natively, else float32; bfloat16 or float32: as said. The
+        readings without maps never use them."""
+        from .train.hardware import cpu_has_native_bf16
+
+        if maps_dtype == "auto":
+            maps_dtype = os.environ.get("FER_MAPS_DTYPE", "").strip() or "auto"
+        if maps_dtype not in MAPS_DTYPES:
+            raise ValueError(f"maps_dtype must be one of {MAPS_DTYPES}, got {maps_dtype!r}")
+        if maps_dtype == "auto":
+            maps_dtype = "bfloat16" if self.device.type == "cpu" and cpu_has_native_bf16() else "float32"
+        if maps_dtype == "bfloat16":
+            for key in self._singles():
+                slot = self.slots[key]
+                if getattr(slot.model, "maps_in_bfloat16", False):
+                    slot.lean = copy.deepcopy(slot.model).to(torch.bfloat16).eval()
+        return maps_dtype
+
     def to(self, device) -> Analyzer:
         """A copy of this analyzer with its models (copied, shared modules still shared) on ``device``, the
         detector shared: e.g. a CPU analyzer for live frames beside a GPU one for photos."""
-        import copy
-
         shown = {k: s.model for k, s in self.slots.items() if not s.hidden}
         models = copy.deepcopy(shown)  # one deepcopy: a fusion and its branches keep sharing modules
         for k, m in models.items():
@@ -367,7 +389,7 @@ class Analyzer:
                 copies = max(0, len(readers[key]) - 1)
                 pre = _take(pre, torch.cat([torch.arange(v * n)] + [torch.arange(n)] * copies).to(self.device))
                 leaves[key] = pre["act"].requires_grad_(True)
-                full[key] = det = slot.model.forward_suffix(pre)
+                full[key] = det = self._suffix(slot, pre)
                 dets[key] = _rows(det, v * n)
                 # reader j's rows: the faces (their own copy for j > 0), then the other views
                 others = torch.arange(n, v * n, device=self.device)
@@ -406,6 +428,15 @@ class Analyzer:
             done[key] = self._results(slot, out, slot.batch(crops[slot.data.crop]), n, setting, cams, att)
         timings["gradcam"] = time.perf_counter() - t1
         return done
+
+    @staticmethod
+    def _suffix(slot: Slot, pre: dict) -> dict:
+        """The part after the Grad-CAM target, with its graph: in the slot's bfloat16 copy where it has one (its
+        float outputs differ from float32's by what FER+ valid measures: BENCHMARKS "The maps")."""
+        if slot.lean is None:
+            return slot.model.forward_suffix(pre)
+        out = slot.lean.forward_suffix({**pre, "act": pre["act"].to(torch.bfloat16)})
+        return _each_tensor(out, lambda t: t.float() if t.is_floating_point() else t)
 
     def _prefixes(self, keys, crops, timings) -> dict:
         """Each model's part before its Grad-CAM target (ONNX Runtime where attached, side by side on the CPU; else

@@ -47,7 +47,8 @@ def test_the_analyzer_serves_the_balanced_reading(balanced_weights):
     from fer_core.predict import Analyzer
 
     root, prior = balanced_weights
-    analyzer = Analyzer.from_pretrained({k: root / k for k in MODELS}, detector="yunet", device="cpu")
+    analyzer = Analyzer.from_pretrained({k: root / k for k in MODELS}, detector="yunet", device="cpu",
+                                        maps_dtype="float32")  # the same forward with maps as without
     acc = analyzer.analyze(HOPPER).faces[0].models
     bal = analyzer.analyze(HOPPER, setting="balanced", maps=True).faces[0].models
     shift = torch.log(torch.tensor(prior))

@@ -31,8 +31,10 @@ def weights(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def analyzer(weights):
+    # float32 maps throughout, so that they can be held to the grad-cam package's to the last digits (the bfloat16
+    # part of the maps on CPUs that have it: tests/test_runtime.py)
     return Analyzer.from_pretrained({k: weights / k for k in ("ddamfn", "resnet_dda", "fusion")},
-                                    detector=YuNetDetector(YUNET))
+                                    detector=YuNetDetector(YUNET), maps_dtype="float32")
 
 
 def test_yunet_and_haar_find_the_faces():
@@ -287,7 +289,8 @@ def test_the_maps_of_several_faces_are_each_face_s_own(analyzer, weights):
     crop = crop_face(rgb, face, spec)
     crops = [crop, np.ascontiguousarray(crop[:, ::-1]), np.roll(crop, 3, axis=0)]
     together = analyzer.read(crops, maps=True)
-    alone = Analyzer({"fusion": load_weights(weights / "fusion")}, detector=analyzer.detector).read(crops, maps=True)
+    alone = Analyzer({"fusion": load_weights(weights / "fusion")}, detector=analyzer.detector,
+                     maps_dtype=analyzer.maps_dtype).read(crops, maps=True)
     for i, c in enumerate(crops):
         single = analyzer.read([c], maps=True)[0]
         for key in ("ddamfn", "resnet_dda", "fusion"):

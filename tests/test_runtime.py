@@ -11,6 +11,7 @@ import torch
 from conftest import SHARED
 
 ASTRONAUT = SHARED / "photos" / "astronaut.png"
+HOPPER = SHARED / "photos" / "grace_hopper.jpg"
 MODELS = ("ddamfn", "resnet_dda", "fusion")
 pytest.importorskip("onnxruntime")
 
@@ -87,8 +88,8 @@ def test_the_maps_run_the_part_before_the_gradcam_target_through_onnx_with_the_s
     from fer_core.weights import weights_sha256
 
     names = {k: weights / k for k in MODELS}
-    fast = Analyzer.from_pretrained(names, detector="yunet", device="cpu")
-    slow = Analyzer.from_pretrained(names, detector="yunet", device="cpu", engine="torch")
+    fast = Analyzer.from_pretrained(names, detector="yunet", device="cpu", maps_dtype="float32")
+    slow = Analyzer.from_pretrained(names, detector="yunet", device="cpu", engine="torch", maps_dtype="float32")
     for key in ("ddamfn", "resnet_dda"):
         model = fast.slots[key].model
         assert fast.slots[key].prefix.path == cache_path(model, "prefix")
@@ -101,3 +102,35 @@ def test_the_maps_run_the_part_before_the_gradcam_target_through_onnx_with_the_s
         assert a[key].top == b[key].top and np.abs(a[key].logits - b[key].logits).max() < 1e-3, key
         assert np.abs(a[key].gradcam - b[key].gradcam).max() < 1e-3, key
         assert np.abs(a[key].attention - b[key].attention).max() < 1e-3, key
+
+
+def test_maps_in_bfloat16_run_resnet_dda_after_its_target_in_a_copy_and_read_as_float32_does(weights, monkeypatch):
+    """``maps_dtype`` bfloat16: the model that asks for it (ResNet+DDA: most of its weights lie after its Grad-CAM
+    target) runs that part in a frozen bfloat16 copy, the float32 model untouched; the readings with maps keep their
+    labels and stay within bfloat16's rounding of float32's, the maps close to float32's; readings without maps never
+    use the copy. FER_MAPS_DTYPE chooses for ``auto``; anything else is refused."""
+    from fer_core.predict import Analyzer
+
+    names = {k: weights / k for k in MODELS}
+    f32 = Analyzer.from_pretrained(names, detector="yunet", device="cpu", maps_dtype="float32")
+    b16 = Analyzer.from_pretrained(names, detector="yunet", device="cpu", maps_dtype="bfloat16")
+    assert f32.maps_dtype == "float32" and all(s.lean is None for s in f32.slots.values())
+    assert b16.maps_dtype == "bfloat16" and [k for k, s in b16.slots.items() if s.lean is not None] == ["resnet_dda"]
+    lean, model = b16.slots["resnet_dda"].lean, b16.slots["resnet_dda"].model
+    assert lean is not model and all(p.dtype == torch.bfloat16 and not p.requires_grad for p in lean.parameters())
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    for photo in (ASTRONAUT, HOPPER):
+        a, b = f32.analyze(photo, maps=True).faces[0].models, b16.analyze(photo, maps=True).faces[0].models
+        plain = b16.analyze(photo).faces[0].models
+        for key in MODELS:
+            assert a[key].top == b[key].top, key
+            assert np.abs(a[key].logits - b[key].logits).max() < 0.05, key  # bfloat16 keeps 8 bits of mantissa
+            assert max(abs(a[key].probs[c] - b[key].probs[c]) for c in a[key].probs) < 0.01, key
+            assert np.abs(plain[key].logits - a[key].logits).max() < 1e-3, key  # no maps: float32 throughout
+            if a[key].gradcam.std() > 0:
+                assert np.corrcoef(a[key].gradcam.ravel(), b[key].gradcam.ravel())[0, 1] > 0.9, key
+    monkeypatch.setenv("FER_MAPS_DTYPE", "float32")
+    assert Analyzer.from_pretrained(names, detector="yunet", device="cpu", engine="torch").maps_dtype == "float32"
+    monkeypatch.setenv("FER_MAPS_DTYPE", "float16")
+    with pytest.raises(ValueError, match="maps_dtype"):
+        Analyzer.from_pretrained(names, detector="yunet", device="cpu", engine="torch")

@@ -136,12 +136,13 @@ class DDABlock(nn.Module):
         return self.mask_head(f).softmax(1)
 
     def _up4(self, c4):
-        """``up4`` outside autocast. In bf16 on the CPU (PyTorch 2.14, channels_last) the weight gradient of a
-        transposed convolution leaves the kernel taps that meet no input uninitialised, NaN as often as not; with
-        a 1x1 context map (inputs of 64 px and less) eight of the nine taps meet none. The map is at most a few pixels
-        wide, so float32 costs nothing measurable."""
+        """``up4`` outside autocast, in its weights' dtype (float32 in training), the result in ``c4``'s. In bf16
+        autocast on the CPU (PyTorch 2.14, channels_last) the weight gradient of a transposed convolution leaves the
+        kernel taps that meet no input uninitialised, NaN as often as not; with a 1x1 context map (inputs of 64 px and
+        less) eight of the nine taps meet none. The map is at most a few pixels wide, so float32 costs nothing
+        measurable. (A frozen bfloat16 copy, :attr:`ResNetDDA.maps_in_bfloat16`, computes no weight gradient.)"""
         with torch.autocast(c4.device.type, enabled=False):
-            return self.up4(c4.float())
+            return self.up4(c4.to(self.up4[0].weight.dtype)).to(c4.dtype)
 
     def forward(self, x):
         return x * (1 + self.mask(x))
@@ -149,6 +150,11 @@ class DDABlock(nn.Module):
 
 class ResNetDDA(nn.Module):
     """torchvision-layout ResNet with a :class:`DDABlock` after each stage in ``dda_stages``."""
+
+    # The part after Grad-CAM's target (:meth:`forward_suffix`) holds most of the weights (ResNet18 with DDA on
+    # stages 3-4 at 80 px: 47 of 50 M parameters, at batch 3 a forward and a backward that mostly read them), so on
+    # CPUs with native bfloat16 the maps run it in a bfloat16 copy (fer_core.predict.Analyzer; BENCHMARKS "The maps").
+    maps_in_bfloat16 = True
 
     def __init__(self, depth: int = 34, num_classes: int = 8, dda_stages=(1, 2, 3, 4), c_mid: int | None = None,
                  dda_width: int = 512, drop_rate: float = 0.0, in_chans: int = 3):
