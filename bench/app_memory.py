@@ -1,11 +1,14 @@
-"""The app's resident memory after one request, against the fp32 size of its distinct parameters + 700 MB.
+"""The app's resident memory after one request, against the fp32 size of its distinct parameters + 700 MB, and its
+start-up time.
 
 Starts ``app.py`` (offline, the shipped weights unless --weights-dir), sends one photo through ``/predict`` (both
 maps: the model's own attention and Grad-CAM), reads the server's RSS, and measures in a second process what the
 same imports take with no model loaded, so the report splits the RSS into imports and the rest. Which torch build
-is installed (CPU or CUDA wheel) sets most of the import cost, so it is printed too.
+is installed (CPU or CUDA wheel) sets most of the import cost, so it is printed too. The start-up time runs from
+launching ``app.py`` until the page answers; with ``--cold`` the app starts on an empty ONNX cache
+(``FER_ONNX_CACHE``), so it exports and checks its ONNX files first, as on a new host.
 
-    python bench/app_memory.py --json memory.json
+    python bench/app_memory.py --json memory.json [--cold]
     python bench/app_memory.py --weights-dir /path/to/weights --budget-mb 700
 """
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -48,6 +52,7 @@ def main(argv=None):
     ap.add_argument("--weights-dir", default=str(ROOT / "weights"))
     ap.add_argument("--photo", default=str(ROOT / "demo/examples/grace_hopper.jpg"))
     ap.add_argument("--budget-mb", type=float, default=700.0, help="allowed RSS beyond the fp32 parameters")
+    ap.add_argument("--cold", action="store_true", help="start on an empty ONNX cache (the files built at start-up)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     import torch
@@ -55,7 +60,13 @@ def main(argv=None):
 
     weights = Path(a.weights_dir)
     params_mb, n_params = distinct_params_mb(weights)
-    proc, url = start_app({"HF_HUB_OFFLINE": "1", "FER_WEIGHTS_DIR": str(weights)})
+    env = {"HF_HUB_OFFLINE": "1", "FER_WEIGHTS_DIR": str(weights)}
+    cold = tempfile.TemporaryDirectory(prefix="fer_onnx_") if a.cold else None
+    if cold:
+        env["FER_ONNX_CACHE"] = cold.name
+    t0 = time.perf_counter()
+    proc, url = start_app(env)
+    start_s = time.perf_counter() - t0
     try:
         rss_start = rss_mb(proc.pid)
         t0 = time.perf_counter()
@@ -67,11 +78,14 @@ def main(argv=None):
         rss = rss_mb(proc.pid)
     finally:
         stop_app(proc)
+        if cold:
+            cold.cleanup()
     base = imports_rss_mb()
     bound = params_mb + a.budget_mb
     res = {
         "torch": torch.__version__, "cuda_build": torch.version.cuda is not None,
         "weights_dir": str(weights), "distinct_params": n_params, "params_fp32_mb": round(params_mb, 1),
+        "start_s": round(start_s, 1), "onnx_cache": "empty (built at start-up)" if cold else "as found",
         "rss_started_mb": round(rss_start, 1), "rss_after_request_mb": round(rss, 1),
         "first_request_s": round(first_s, 2), "imports_mb": round(base, 1),
         "beyond_imports_mb": round(rss - base, 1), "bound_mb": round(bound, 1),

@@ -130,6 +130,15 @@ def _take(obj, index: torch.Tensor):
     return _each_tensor(obj, lambda t: t.index_select(0, index) if t.dim() > 0 else t)
 
 
+def _bfloat16_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A frozen copy of ``model`` in eval mode with its floating-point tensors in bfloat16, made tensor by tensor (a
+    whole float32 copy first would leave its size behind in the allocator)."""
+    memo = {id(t): (torch.nn.Parameter(t.detach().to(torch.bfloat16), requires_grad=False)
+                    if isinstance(t, torch.nn.Parameter) else t.to(torch.bfloat16))
+            for t in [*model.parameters(), *model.buffers()] if t.is_floating_point()}
+    return copy.deepcopy(model, memo).eval()
+
+
 def _view_logits(logits: torch.Tensor, n: int) -> torch.Tensor:
     """Logits of the faces, averaged with their flipped views' when the batch holds both."""
     return logits[:n] if len(logits) == n else (logits[:n] + logits[n:2 * n]) / 2
@@ -220,7 +229,7 @@ class Analyzer:
             for key in self._singles():
                 slot = self.slots[key]
                 if getattr(slot.model, "maps_in_bfloat16", False):
-                    slot.lean = copy.deepcopy(slot.model).to(torch.bfloat16).eval()
+                    slot.lean = _bfloat16_copy(slot.model)
         return maps_dtype
 
     def to(self, device) -> Analyzer:
