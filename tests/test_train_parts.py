@@ -178,3 +178,34 @@ def test_distillation_mixes_the_teachers_probabilities_into_the_targets(tmp_path
     cfg.distill = str(tmp_path / "short.npz")
     with pytest.raises(ValueError, match=f"no teacher probabilities for 1 training images, e.g. {names[0]}"):
         train_targets(cfg, train_ds, 8)
+
+
+def test_class_balanced_loss_weights_rare_classes_by_their_effective_number(tmp_path):
+    """``--class-balance beta``: class c's term of the loss is scaled by (1 - beta) / (1 - beta^n_c), n_c counted
+    on the split's own votes (not the teachers'), normalised to an average weight of 1 over the samples."""
+    from fer_core.train.loop import setup
+    from fer_core.train.schedule import class_balanced_weights, soft_cross_entropy
+
+    counts = torch.tensor([900.0, 90.0, 10.0])
+    w = class_balanced_weights(counts, 0.999)
+    raw = (1 - 0.999) / (1 - 0.999 ** counts.double())
+    assert torch.allclose(w.double() / w[0].double(), raw / raw[0], rtol=1e-6)  # the formula, up to scale
+    assert w[0] < 1 < w[1] < w[2] and abs(float((w * counts).sum() / counts.sum()) - 1) < 1e-6
+    assert torch.allclose(class_balanced_weights(counts, 1e-9), torch.ones(3), atol=1e-6)  # beta -> 0: plain CE
+    with pytest.raises(ValueError, match=r"beta must be in \(0, 1\)"):
+        class_balanced_weights(counts, 1.0)
+    # the loss: a sample of a class counts its class's weight times its plain term
+    logits = torch.randn(4, 3)
+    t = torch.nn.functional.one_hot(torch.tensor([0, 1, 2, 2]), 3).float()
+    per = -(t * logits.log_softmax(1)).sum(1)
+    assert torch.allclose(soft_cross_entropy(logits, t, 0.0, w), (per * w[[0, 1, 2, 2]]).mean(), atol=1e-6)
+    assert torch.allclose(soft_cross_entropy(logits, t, 0.0), per.mean(), atol=1e-6)
+
+    root = write_ferplus(tmp_path / "ferplus", n_train=24, n_valid=8)
+    cfg = TrainConfig(data=f"ferplus:{root}", protocol="probability", input_size=48, batch_size=8,
+                      class_balance=0.99, out_dir=str(tmp_path / "run"))
+    run = setup(cfg)
+    votes = torch.from_numpy(run.train_ds.soft).sum(0)
+    assert torch.allclose(run.class_weights, class_balanced_weights(votes, 0.99))
+    assert setup(TrainConfig(data=f"ferplus:{root}", input_size=48, batch_size=8,
+                             out_dir=str(tmp_path / "plain"))).class_weights is None

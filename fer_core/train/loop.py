@@ -39,8 +39,8 @@ from .evaluation import predict_logits
 from .export import finish
 from .hardware import resolve_amp
 from .metrics import classification_report
-from .schedule import epoch_order, lr_lambda, soft_cross_entropy, step_seed
-from .setup import build_model, build_optimizer, data_config, init_from, load_splits, train_targets
+from .schedule import class_balanced_weights, epoch_order, lr_lambda, soft_cross_entropy, step_seed
+from .setup import build_model, build_optimizer, data_config, init_from, load_splits, targets, train_targets
 from .state import Run
 
 METRIC_FIELDS = ["epoch", "step", "train_loss", "train_acc", "val_acc", "val_bacc", "lr", "img_per_s", "elapsed_s"]
@@ -121,6 +121,7 @@ def setup(cfg: TrainConfig) -> Run:
               model=model, data=data, amp=resolve_amp(cfg.amp, device),
               images=torch.from_numpy(train_ds.images).to(device),
               targets=train_targets(cfg, train_ds, n_classes).to(device),
+              class_weights=_class_weights(cfg, train_ds, n_classes, device),
               val_images=torch.from_numpy(val_ds.images).to(device),
               per_rank=per_rank, steps_per_epoch=steps_per_epoch,
               params=[p for p in model.parameters() if p.requires_grad], t_start=t_start)
@@ -130,10 +131,21 @@ def setup(cfg: TrainConfig) -> Run:
             f"{torch.get_num_threads()} threads" + (", compiled" if cfg.compile else ""))
     if cfg.init_from and not cfg.export_only:
         run.log(f"initialised from {cfg.init_from} (fresh schedule)")
+    if run.class_weights is not None:
+        run.log(f"class-balanced loss (beta {cfg.class_balance:g}): " + ", ".join(
+            f"{n} {w:.2f}" for n, w in zip(train_ds.label_set.names, run.class_weights.tolist())))
     if cfg.distill:
         run.log(f"targets: {1 - cfg.distill_weight:g} x labels + {cfg.distill_weight:g} x the teachers in "
                 f"{cfg.distill}")
     return run
+
+
+def _class_weights(cfg: TrainConfig, train_ds, n_classes: int, device) -> torch.Tensor | None:
+    """The class-balanced loss's weights, counted on the split's own labels (its votes when it has them; never
+    the teachers')."""
+    if not cfg.class_balance:
+        return None
+    return class_balanced_weights(targets(train_ds, n_classes).sum(0), cfg.class_balance).to(device)
 
 
 def prepare_training(run: Run) -> None:
@@ -236,7 +248,7 @@ def _step(run: Run, x, t):
     def forward_loss():
         with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.amp_dtype is not None):
             logits, heads = run.step_module(x)
-        loss = soft_cross_entropy(logits, t, cfg.label_smoothing)
+        loss = soft_cross_entropy(logits, t, cfg.label_smoothing, run.class_weights)
         if heads is not None and cfg.attention_loss_weight > 0:
             loss = loss + cfg.attention_loss_weight * attention_loss([h.float() for h in heads])
         return loss, logits

@@ -42,8 +42,23 @@ def step_seed(seed, epoch, step, rank) -> int:
     return (seed * 1_000_003 + epoch * 10_007 + step * 101 + rank) % (2**63 - 1)
 
 
-def soft_cross_entropy(logits, targets, smoothing: float):
-    """Cross-entropy against target distributions (one-hot or FER+ votes), with label smoothing."""
+def soft_cross_entropy(logits, targets, smoothing: float, class_weights=None):
+    """Cross-entropy against target distributions (one-hot or FER+ votes), with label smoothing; with
+    ``class_weights`` (C,) each class's term is scaled by its weight."""
     if smoothing > 0:
         targets = targets * (1 - smoothing) + smoothing / targets.shape[1]
+    if class_weights is not None:
+        targets = targets * class_weights
     return -(targets * logits.float().log_softmax(1)).sum(1).mean()
+
+
+def class_balanced_weights(counts, beta: float) -> torch.Tensor:
+    """Cui et al.'s class-balanced weights, ``(1 - beta) / (1 - beta^n_c)`` for ``counts`` n_c (votes or labels
+    per class, may be fractional), scaled so that the average weight over the training samples is 1 (the loss
+    keeps its scale and the learning rate its meaning)."""
+    n = torch.as_tensor(counts, dtype=torch.float64).clamp_min(1.0)
+    if not 0.0 < beta < 1.0:
+        raise ValueError(f"class balance beta must be in (0, 1), got {beta}")
+    w = (1.0 - beta) / (1.0 - torch.pow(torch.tensor(beta, dtype=torch.float64), n))
+    w = w * n.sum() / (w * n).sum()
+    return w.float()

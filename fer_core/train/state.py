@@ -30,6 +30,7 @@ class Run:
     amp: str
     images: torch.Tensor  # uint8 training images on the device
     targets: torch.Tensor  # N x C target distributions on the device
+    class_weights: torch.Tensor | None  # C loss weights per class (class_balance), else None
     val_images: torch.Tensor
     per_rank: int
     steps_per_epoch: int
