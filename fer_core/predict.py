@@ -179,6 +179,7 @@ class Analyzer:
             self._branch_keys[key] = tuple(keys)
             if not any(self.slots[k].hidden for k in keys):
                 self.sources[key] = tuple(keys)
+        self.asked = {"engine": engine, "maps_dtype": maps_dtype}  # as given: what a copy on another device asks
         self.engine, self.engine_notes = self._attach_onnx(engine)
         self.maps_dtype = self._attach_lean(maps_dtype)
 
@@ -234,13 +235,14 @@ class Analyzer:
 
     def to(self, device) -> Analyzer:
         """A copy of this analyzer with its models (copied, shared modules still shared) on ``device``, the
-        detector shared: e.g. a CPU analyzer for live frames beside a GPU one for photos."""
+        detector shared: e.g. a CPU analyzer for live frames beside a GPU one for photos. It asks for the same
+        engine and maps dtype as this one (``auto`` resolves again for ``device``)."""
         shown = {k: s.model for k, s in self.slots.items() if not s.hidden}
         models = copy.deepcopy(shown)  # one deepcopy: a fusion and its branches keep sharing modules
         for k, m in models.items():
             m.pretrained_cfg = shown[k].pretrained_cfg
         out = Analyzer(models, detector=self.detector, max_faces=self.max_faces, min_face=self.min_face,
-                       device=device)
+                       device=device, **self.asked)
         out.detector_note = self.detector_note
         return out
 

@@ -129,6 +129,8 @@ def test_maps_in_bfloat16_run_resnet_dda_after_its_target_in_a_copy_and_read_as_
             assert np.abs(plain[key].logits - a[key].logits).max() < 1e-3, key  # no maps: float32 throughout
             if a[key].gradcam.std() > 0:
                 assert np.corrcoef(a[key].gradcam.ravel(), b[key].gradcam.ravel())[0, 1] > 0.9, key
+    copy = f32.to("cpu")  # a copy on another device asks for what the original was asked
+    assert copy.maps_dtype == "float32" and copy.asked == f32.asked and copy.slots["resnet_dda"].lean is None
     monkeypatch.setenv("FER_MAPS_DTYPE", "float32")
     assert Analyzer.from_pretrained(names, detector="yunet", device="cpu", engine="torch").maps_dtype == "float32"
     monkeypatch.setenv("FER_MAPS_DTYPE", "float16")
