@@ -209,3 +209,27 @@ def test_class_balanced_loss_weights_rare_classes_by_their_effective_number(tmp_
     assert torch.allclose(run.class_weights, class_balanced_weights(votes, 0.99))
     assert setup(TrainConfig(data=f"ferplus:{root}", input_size=48, batch_size=8,
                              out_dir=str(tmp_path / "plain"))).class_weights is None
+
+
+def test_teach_reads_as_the_page_does_and_as_torch_does(tmp_path, test_weights):
+    """``teach.py``: the teachers' probabilities read the page's way (ONNX Runtime, a fusion on the branches loaded
+    before it) equal torch's eager reading, saved by image name with the teachers' sha256."""
+    import importlib.util
+
+    import numpy as np
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("teach", ROOT / "train_scripts/teach.py")
+    teach = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(teach)
+    root = write_ferplus(tmp_path / "ferplus", n_train=24, n_valid=4)
+    teachers = [str(test_weights / k) for k in ("ddamfn", "resnet_dda", "fusion")]
+    for engine in ("onnx", "torch"):
+        teach.main(["--teachers", *teachers, "--data", f"ferplus:{root}", "--engine", engine,
+                    "--out", str(tmp_path / f"{engine}.npz")])
+    a, b = np.load(tmp_path / "onnx.npz"), np.load(tmp_path / "torch.npz")
+    assert list(a["names"]) == list(b["names"]) and len(a["names"]) == 24 + 1  # the probability protocol keeps ties
+    assert np.abs(a["probs"] - b["probs"]).max() < 1e-4 and np.allclose(a["probs"].sum(1), 1, atol=1e-5)
+    assert a["probs"].std(0).max() > 1e-3  # the faces are told apart: not one row repeated
+    assert [t.split("@sha256:")[0] for t in a["teachers"]] == teachers

@@ -4,6 +4,10 @@ image of a training split, saved by image name for ``train.py --distill FILE``.
     python train_scripts/teach.py --teachers weights/ddamfn weights/resnet_dda weights/fusion \\
         --data cache:.data/ferplus_prob.npz.xz --split train --out .data/teacher_ferplus_train.npz
 
+By default the teachers read as the page does (ONNX Runtime, the branches side by side, a fusion on their
+outputs; ``--engine torch``: eager torch): the same probabilities (5e-7 apart on FER+ train's first 512 faces
+with the shipped three) in about a third of the time on a 2-core CPU.
+
 The file is derived from the dataset (research use only): keep it out of the repository (``.data/`` is ignored).
 """
 from __future__ import annotations
@@ -18,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from fer_core.train.distill import save_teacher, teacher_probabilities  # noqa: E402
+from fer_core.train.distill import read_probabilities, save_teacher, teacher_probabilities  # noqa: E402
 from fer_core.train.setup import _read_split  # noqa: E402
 from fer_core.weights import load_pretrained  # noqa: E402
 
@@ -29,6 +33,9 @@ def main(argv=None):
     ap.add_argument("--data", required=True, help="KIND:PATH or cache:FILE, as train.py's --data")
     ap.add_argument("--split", default="train")
     ap.add_argument("--protocol", default="probability", help="which images (probability keeps ties)")
+    ap.add_argument("--engine", default="auto", choices=("auto", "onnx", "torch"),
+                    help="auto / onnx: read as the page does (ONNX Runtime where it is installed and matches torch); "
+                         "torch: eager torch, one model after the other")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
@@ -36,12 +43,17 @@ def main(argv=None):
         torch.set_num_threads(a.threads)
     t0 = time.time()
     ds = _read_split(a.data, a.split, a.protocol)
-    models = [load_pretrained(t) for t in a.teachers]
+    models = []
+    for t in a.teachers:  # a fusion takes the branches loaded before it
+        models.append(load_pretrained(t, reuse=list(models)))
     for t, m in zip(a.teachers, models):
         if list(m.pretrained_cfg["label_names"]) != list(ds.label_set.names):
             raise SystemExit(f"{t}: classes {m.pretrained_cfg['label_names']} differ from the data's "
                              f"{list(ds.label_set.names)}")
-    probs = teacher_probabilities(models, torch.from_numpy(ds.images))
+    if a.engine == "torch":
+        probs = teacher_probabilities(models, torch.from_numpy(ds.images))
+    else:
+        probs = read_probabilities(models, ds.images, a.engine)
     ids = [f"{t}@sha256:{m.pretrained_cfg['files']['model.safetensors']['sha256'][:16]}"
            for t, m in zip(a.teachers, models)]
     out = save_teacher(a.out, [os.path.basename(p) for p in ds.paths], list(ds.label_set.names), probs, ids)

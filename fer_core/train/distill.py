@@ -32,6 +32,27 @@ def teacher_probabilities(models, images: torch.Tensor, progress: bool = True) -
     return torch.stack(probs).mean(0).numpy().astype(np.float32)
 
 
+def read_probabilities(models, images: np.ndarray, engine: str = "auto", batch: int = 256,
+                       progress: bool = True) -> np.ndarray:
+    """:func:`teacher_probabilities` read the page's way (:meth:`fer_core.predict.Analyzer.read`: ONNX Runtime
+    with the two branches side by side where ``engine`` allows, a fusion on the same branches' outputs), the
+    same probabilities to ONNX Runtime's rounding (logits equal to torch's to 1e-3, tested) in a fraction of the
+    time on a CPU. ``models`` loaded with shared branches (``load_pretrained(..., reuse=...)``) read each branch
+    once."""
+    from tqdm.auto import tqdm
+
+    from ..predict import Analyzer
+
+    analyzer = Analyzer({f"teacher{i}": m for i, m in enumerate(models)}, detector=None, engine=engine)
+    temps = {k: s.data.temperature for k, s in analyzer.shown.items()}
+    probs = []
+    for i in tqdm(range(0, len(images), batch), disable=not progress, desc="teachers", unit="batch"):
+        for face in analyzer.read(list(images[i:i + batch]), batch=batch):
+            rows = [torch.from_numpy(r.logits).float() / temps[k] for k, r in face.items()]
+            probs.append(torch.stack(rows).softmax(1).mean(0))
+    return torch.stack(probs).numpy().astype(np.float32)
+
+
 def save_teacher(path, names, label_names, probs: np.ndarray, teachers: list[str]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
