@@ -55,8 +55,9 @@ class TrainConfig:
     ema_decay: float = option(0.0, "> 0 keeps an EMA of the weights; evaluation and export use it")
     balanced_sampling: bool = option(False, "sample classes equally often")
     class_balance: float = option(0.0, "class-balanced loss (Cui et al. 2019): each class's term weighted by "
-                                       "(1 - beta) / (1 - beta^n), n its training votes, beta = this (0.999: strong; "
-                                       "0: off); after --init-from it is LDAM-DRW's deferred re-weighting")
+                                       "(1 - beta) / (1 - beta^n), n its training votes, beta = this (0.9995: FER+'s "
+                                       "contempt x3.7, neutral x0.8; 0: off); after --init-from: LDAM-DRW's deferred "
+                                       "re-weighting")
     aug: AugmentConfig = option(AugmentConfig, "augmentation (flags per field)")
     amp: str = option("auto", "autocast: auto = bf16 on CUDA and on CPUs with native bf16, else off", AMP_CHOICES)
     channels_last: bool = option(True, "channels_last memory format (pays on GPUs and for DDAMFN's depthwise convs)")
