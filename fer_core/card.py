@@ -137,7 +137,8 @@ def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
         d = prov["distillation"]
         lines.append(f"- distillation: the target is {1 - d['weight']:g} x the labels + {d['weight']:g} x the mean of the "
                      "teachers' calibrated, flip-averaged probabilities (precomputed by `train_scripts/teach.py`); "
-                     f"teachers: {', '.join(f'`{t}`' for t in d['teachers'])}")
+                     f"teachers: {', '.join(f'`{t}`' for t in d['teachers'])}"
+                     + (f"; the file made by `{d['made_by']}`" if d.get("made_by") else ""))
     if "wall_time_s" in prov:
         lines.append(f"- wall time to the exported epoch: {_fmt_seconds(prov['wall_time_s'])}"
                      + (f" (the run so far: {_fmt_seconds(prov['run_wall_time_s'])})"

@@ -77,3 +77,10 @@ _add(PretrainedEntry("fusion", "fusion", "fusion-ferplus", "v7", "fusion",
 
 def list_pretrained() -> list[str]:
     return sorted({e.name for e in PRETRAINED.values()})
+
+
+def entry_for_sha256(sha256: str) -> PretrainedEntry | None:
+    """The registered entry whose pinned ``model.safetensors`` has this sha256 (or starts with it), if any."""
+    if not sha256:
+        return None
+    return next((e for e in PRETRAINED.values() if e.sha256 and e.sha256.startswith(sha256)), None)

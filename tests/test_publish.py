@@ -34,7 +34,7 @@ def test_dry_run_lists_every_file_with_its_size_and_destination(capsys):
 
 
 @pytest.fixture
-def published(hub, tmp_path, monkeypatch):
+def published(hub, tmp_path, monkeypatch, capsys):
     """Slim weights under the three shipped names, pinned, published to the stand-in with the Space."""
     import publish
 
@@ -65,6 +65,9 @@ def published(hub, tmp_path, monkeypatch):
     # the Space takes its weights from the model repos (preload_from_hub): the copy into the Space is the dry run's
     assert publish.main(["--org", "test-org", "--weights-dir", str(w), "--endpoint", hub.url,
                          "--space-weights", "hub"]) == 0
+    out = capsys.readouterr().out  # each repo's commit, with the command that pins it
+    for key in MODELS:
+        assert f"(pin it: python train_scripts/pin.py --revision {key}=" in out, key
     monkeypatch.setenv("FER_HUB_ORG", "test-org")
     return w
 

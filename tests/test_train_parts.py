@@ -1,5 +1,7 @@
 """The trainer's optional parts, in process and checked against their formulas: SAM's two steps, the EMA the
 trainer keeps and exports, class-balanced sampling."""
+import json
+
 import pytest
 import torch
 
@@ -233,3 +235,22 @@ def test_teach_reads_as_the_page_does_and_as_torch_does(tmp_path, test_weights):
     assert np.abs(a["probs"] - b["probs"]).max() < 1e-4 and np.allclose(a["probs"].sum(1), 1, atol=1e-5)
     assert a["probs"].std(0).max() > 1e-3  # the faces are told apart: not one row repeated
     assert [t.split("@sha256:")[0] for t in a["teachers"]] == teachers
+    assert str(a["command"]).startswith("train_scripts/teach.py --teachers ") and "--engine onnx" in str(a["command"])
+    # a teacher that a registered weight pins is named by its Hub revision too (tiny models: by sha256 alone)
+    from types import SimpleNamespace
+
+    from fer_core.card import render_model_card
+    from fer_core.pretrained import PRETRAINED
+    from fer_core.train.export import _teachers
+
+    shipped = SimpleNamespace(pretrained_cfg={"files": {"model.safetensors": {"sha256": PRETRAINED["ddamfn"].sha256}}})
+    assert teach.teacher_id("weights/ddamfn", shipped) == (f"weights/ddamfn@sha256:{PRETRAINED['ddamfn'].sha256[:16]} "
+                                                           f"({PRETRAINED['ddamfn'].hf_hub_id}@{PRETRAINED['ddamfn'].revision})")
+    assert "(" not in a["teachers"][0]
+    # the students' cards say what made the file
+    d = _teachers(str(tmp_path / "onnx.npz"))
+    assert d["made_by"] == str(a["command"]) and d["teachers"] == list(a["teachers"])
+    config = json.loads((test_weights / "ddamfn" / "config.json").read_text())
+    config["provenance"] = {**config.get("provenance", {}), "distillation": {**d, "weight": 0.5}}
+    card = render_model_card(config)
+    assert f"the file made by `{a['command']}`" in card

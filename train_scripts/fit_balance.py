@@ -6,7 +6,7 @@ slice of train, and record it in the weight's config.json.
 The prior is the class frequencies of the training split without the slice (majority labels); the strength
 ``tau`` is the one with the highest balanced accuracy on the slice among those that lose at most
 ``--max-loss`` accuracy there. FER+ valid is not read. The tensors are not touched; the config's sha256 changes
-(update its pin in fer_core/pretrained.py for a shipped weight).
+(for a shipped weight, re-pin it: `python train_scripts/pin.py`).
 """
 from __future__ import annotations
 

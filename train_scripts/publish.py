@@ -58,7 +58,7 @@ def model_uploads(key: str, weights_dir: Path, org: str) -> tuple[list[Upload], 
     load_weights(folder)  # a broken folder is refused before anything is sent
     bad = pin_mismatch(entry, folder)
     if bad:
-        raise SystemExit(f"{key}: {bad}; publish only pinned weights (update fer_core/pretrained.py first)")
+        raise SystemExit(f"{key}: {bad}; publish only pinned weights (python train_scripts/pin.py first)")
     refs = read_config(folder / CONFIG_FILE).get("branch_refs") or {}
     paths = [r["weights"] for r in refs.values() if r["weights"] not in PRETRAINED]
     if paths:
@@ -170,7 +170,8 @@ def publish(a, ap) -> int:
         ap.error(f"unknown models {unknown}; registered: {sorted(PRETRAINED)}")
     ups, tags = [], {}
     for key in models:
-        got, tags[f"{org}/{PRETRAINED[key].repo_name}"] = model_uploads(key, a.weights_dir, org)
+        got, tag = model_uploads(key, a.weights_dir, org)
+        tags[f"{org}/{PRETRAINED[key].repo_name}"] = (PRETRAINED[key].name, tag)
         ups += got
     if a.space:
         ups += space_uploads(org, a.space, models, a.weights_dir, a.space_weights, a.hardware, a.python)
@@ -183,11 +184,12 @@ def publish(a, ap) -> int:
     from huggingface_hub import HfApi
 
     api = HfApi(endpoint=a.endpoint)
-    for repo_id, tag in tags.items():
+    for repo_id, (name, tag) in tags.items():
         api.create_repo(repo_id, private=a.private, exist_ok=True)
         info = push(api, ups, repo_id, "model", "Publish the weights, config and model card")
         api.create_tag(repo_id, tag=tag, revision=info.oid, exist_ok=True)
-        print(f"{repo_id}: commit {info.oid}, tagged {tag} (pin the commit as the revision in fer_core/pretrained.py)")
+        print(f"{repo_id}: commit {info.oid}, tagged {tag} "
+              f"(pin it: python train_scripts/pin.py --revision {name}={info.oid})")
     if a.space:
         repo_id = f"{org}/{a.space}"
         api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=a.private, exist_ok=True)

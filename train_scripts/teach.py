@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -22,9 +23,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
+from fer_core.pretrained import entry_for_sha256  # noqa: E402
 from fer_core.train.distill import read_probabilities, save_teacher, teacher_probabilities  # noqa: E402
 from fer_core.train.setup import _read_split  # noqa: E402
 from fer_core.weights import load_pretrained  # noqa: E402
+
+
+def teacher_id(name, model) -> str:
+    """How cards name a teacher: as given, its weights' sha256, and the Hub revision that pins it, if one does."""
+    sha = model.pretrained_cfg["files"]["model.safetensors"]["sha256"]
+    entry = entry_for_sha256(sha)
+    return f"{name}@sha256:{sha[:16]}" + (f" ({entry.hf_hub_id}@{entry.revision})" if entry else "")
 
 
 def main(argv=None):
@@ -54,9 +63,9 @@ def main(argv=None):
         probs = teacher_probabilities(models, torch.from_numpy(ds.images))
     else:
         probs = read_probabilities(models, ds.images, a.engine)
-    ids = [f"{t}@sha256:{m.pretrained_cfg['files']['model.safetensors']['sha256'][:16]}"
-           for t, m in zip(a.teachers, models)]
-    out = save_teacher(a.out, [os.path.basename(p) for p in ds.paths], list(ds.label_set.names), probs, ids)
+    ids = [teacher_id(t, m) for t, m in zip(a.teachers, models)]
+    command = " ".join(["train_scripts/teach.py"] + [shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv)])
+    out = save_teacher(a.out, [os.path.basename(p) for p in ds.paths], list(ds.label_set.names), probs, ids, command)
     agree = float((probs.argmax(1) == ds.labels).mean())
     print(f"wrote {out}: {len(ds)} images, teachers {ids}; their top class is the label's for {agree:.1%} "
           f"({time.time() - t0:.0f} s)")

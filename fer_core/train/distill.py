@@ -53,12 +53,13 @@ def read_probabilities(models, images: np.ndarray, engine: str = "auto", batch: 
     return torch.stack(probs).numpy().astype(np.float32)
 
 
-def save_teacher(path, names, label_names, probs: np.ndarray, teachers: list[str]) -> Path:
+def save_teacher(path, names, label_names, probs: np.ndarray, teachers: list[str], command: str = "") -> Path:
+    """Write the teachers' file; ``teachers`` and ``command`` (what made it) go into the cards of its students."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, names=np.array(names), label_names=np.array(label_names), probs=probs,
-                 teachers=np.array(teachers))
+                 teachers=np.array(teachers), command=np.array(command))
     return path
 
 

@@ -73,8 +73,7 @@ def provenance(run: Run, best: dict, argv=None) -> dict:
         "protocol": cfg.protocol, "train_split": cfg.train_split + (f" without {cfg.select}" if cfg.select else ""),
         "selection_split": f"{cfg.train_split}: {cfg.select}" if cfg.select else cfg.val_split,
         "selection_protocol": cfg.val_protocol,
-        **({"distillation": {"teachers": _teacher_names(cfg.distill), "weight": cfg.distill_weight}}
-           if cfg.distill else {}),
+        **({"distillation": {**_teachers(cfg.distill), "weight": cfg.distill_weight}} if cfg.distill else {}),
         "seed": cfg.seed, "epochs": cfg.epochs, "epochs_completed": len(rows), "best_epoch": best_epoch,
         "device": device_description(run.device), "precision": run.amp,
         # wall time to the shipped (best) epoch, and of the whole run so far, across stops and resumes
@@ -85,11 +84,14 @@ def provenance(run: Run, best: dict, argv=None) -> dict:
     }
 
 
-def _teacher_names(path: str) -> list[str]:
+def _teachers(path: str) -> dict:
+    """The teachers a distillation file names, and the command that made it (files from before it was recorded
+    have none)."""
     import numpy as np
 
     with np.load(path, allow_pickle=False) as z:
-        return [str(t) for t in z["teachers"]]
+        made_by = {"made_by": str(z["command"])} if "command" in z.files and str(z["command"]) else {}
+        return {"teachers": [str(t) for t in z["teachers"]], **made_by}
 
 
 def _init_provenance(weights: str) -> dict:
