@@ -55,3 +55,38 @@ def test_export_measures_the_stored_form_and_writes_a_card(tmp_path):
                  "![confusion_ferplus_valid.png](confusion_ferplus_valid.png)", "| contempt |",
                  "Without test-time flip (one forward per face instead of two): FER+ valid"):
         assert text in card, text
+
+
+def test_a_fusion_is_measured_beside_the_late_fusion_of_its_branches(tmp_path):
+    """The baseline a fusion must beat, on the same faces: the mean of its branches' calibrated, flip-averaged
+    probabilities, each branch read at its own size and temperature; recorded in the config and on the card."""
+    from fer_core.data import read_dataset
+    from fer_core.preprocess import resolve_data_config
+    from fer_core.train.evaluation import predict_logits, score_by_name
+    from fixtures import make_weights
+
+    w = make_weights(tmp_path / "w", tta_flip=True)
+    ferplus = write_ferplus(tmp_path / "ferplus", n_train=4, n_valid=24)
+    dest = w / "fusion_shipped"
+    export.main([str(w / "fusion"), str(dest), "--branch-refs", "branch_a=../ddamfn,branch_b=../resnet_dda",
+                 "--ferplus", str(ferplus), "--fer2013", str(tmp_path / "none"), "--no-through-detector"])
+    m = json.loads((dest / "config.json").read_text())["metrics"]
+    late = m["ferplus_valid_late_fusion"]
+    assert late["n"] == m["ferplus_valid"]["n"] == 24
+    ds = read_dataset("ferplus", ferplus, "valid")
+    probs = []
+    for name in ("ddamfn", "resnet_dda"):
+        branch = load_weights(w / name)
+        dc = resolve_data_config(branch)
+        assert dc.temperature == 1.3 and dc.tta_flip
+        probs.append((predict_logits(branch, torch.from_numpy(ds.images), dc) / dc.temperature).softmax(1))
+    want = score_by_name(FERPLUS.names, torch.stack(probs).mean(0).log(), ds)
+    assert late["accuracy"] == want["accuracy"] and late["recall"] == {k: v["recall"] for k, v in
+                                                                          want["per_class"].items()}
+    assert "fer2013_val_late_fusion" not in m  # no data there: nothing measured
+    card = (dest / "README.md").read_text()
+    assert "| FER+ valid, late fusion of the branches (the mean of their probabilities: the baseline) | 24 |" in card
+    # a branch's own export has no such baseline
+    export.main([str(w / "ddamfn"), str(w / "ddamfn_shipped"), "--ferplus", str(ferplus), "--fer2013",
+                 str(tmp_path / "none"), "--no-through-detector"])
+    assert "ferplus_valid_late_fusion" not in json.loads((w / "ddamfn_shipped" / "config.json").read_text())["metrics"]

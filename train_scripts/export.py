@@ -7,7 +7,8 @@
 Steps: load SOURCE (a weights folder, e.g. a run's export/) -> write DEST in the chosen storage (float16 or
 per-channel int8; a fusion refers to its branches' folders instead of copying them) -> load DEST back and
 evaluate *that* on FER+ valid (majority protocol; on the crops, and through the detector as the page reads a photo)
-and FER2013 val (7 classes, matched by name) -> record the metrics (and the source's float32 figures) in DEST/config.json -> confusion-matrix PNGs, the
+and FER2013 val (7 classes, matched by name), a fusion beside the late fusion of its branches (the baseline it must
+beat) -> record the metrics (and the source's float32 figures) in DEST/config.json -> confusion-matrix PNGs, the
 training curves of the run, and a README.md model card.
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from fer_core.card import render_model_card  # noqa: E402
 from fer_core.data import read_dataset  # noqa: E402
 from fer_core.files import write_text_atomic  # noqa: E402
 from fer_core.preprocess import FER_CROP, CropSpec  # noqa: E402
-from fer_core.train.evaluation import evaluate_model  # noqa: E402
+from fer_core.train.evaluation import evaluate_model, late_fusion_baseline  # noqa: E402
 from fer_core.train.metrics import summarize  # noqa: E402
 from fer_core.train.plots import plot_confusion  # noqa: E402
 from fer_core.weights import STORAGE_DTYPES, load_weights, read_config, save_pretrained, write_config  # noqa: E402
@@ -54,13 +55,19 @@ def export(source, dest, *, storage="float16", branch_refs=None, data_roots=None
             print(f"skipping {title}: no data at {root}", flush=True)
             continue
         balanced = bool(stored.pretrained_cfg.get("balanced"))
-        rep = evaluate_model(stored, read_dataset(kind, root, split), progress=progress,
+        ds = read_dataset(kind, root, split)
+        rep = evaluate_model(stored, ds, progress=progress,
                              settings=("accurate", "balanced") if balanced else ("accurate",))
         metrics[key] = summarize(rep)
         if balanced:
             metrics[f"{key}_balanced"] = summarize(rep["balanced"])
             print(f"{title}, balanced setting: accuracy {rep['balanced']['accuracy']:.4f}, balanced "
                   f"{rep['balanced']['balanced_accuracy']:.4f}", flush=True)
+        late = late_fusion_baseline(stored, ds, progress=progress) if config["architecture"] == "fusion" else None
+        if late is not None:  # the baseline the fusion must beat, on the same faces
+            metrics[f"{key}_late_fusion"] = summarize(late)
+            print(f"{title}, late fusion of the branches: accuracy {late['accuracy']:.4f}, balanced "
+                  f"{late['balanced_accuracy']:.4f}", flush=True)
         plot_confusion(rep["confusion_matrix"], rep["labels"], dest / f"confusion_{key}.png",
                        f"{config['architecture']} ({storage}) on {title}: acc {rep['accuracy']:.4f}")
         print(f"{title}: accuracy {rep['accuracy']:.4f}, balanced {rep['balanced_accuracy']:.4f}, "

@@ -70,6 +70,26 @@ def evaluate_model(model, ds: ImageDataset, *, tta_flip: bool | None = None, dev
     return rep
 
 
+def late_fusion_baseline(fusion, ds: ImageDataset, *, device="cpu", progress=False, missing: str = "leave_out"):
+    """The baseline a fusion must beat: the mean of its two branches' calibrated probabilities, each branch read as
+    its own config says (input size, temperature, test-time flip), scored like :func:`evaluate_model`. None when
+    a branch carries no config of its own (a fusion whose branches were not loaded from weights folders)."""
+    branches = [getattr(fusion, "branch_a", None), getattr(fusion, "branch_b", None)]
+    if not all(hasattr(b, "pretrained_cfg") for b in branches):
+        return None
+    names = list(branches[0].pretrained_cfg["label_names"])
+    if list(branches[1].pretrained_cfg["label_names"]) != names:
+        raise ValueError(f"the branches' classes differ: {names} and {branches[1].pretrained_cfg['label_names']}")
+    images = torch.from_numpy(ds.images).to(device)
+    probs = []
+    for b in branches:
+        dc = resolve_data_config(b)
+        probs.append((predict_logits(b.to(device), images, dc, progress=progress).cpu() / dc.temperature).softmax(1))
+    rep = score_by_name(names, torch.stack(probs).mean(0).log(), ds, missing=missing)
+    rep["reading"] = "late fusion: the mean of the branches' calibrated probabilities"
+    return rep
+
+
 def score_by_name(model_names, logits: torch.Tensor, ds: ImageDataset, missing: str = "leave_out") -> dict:
     """Metrics of per-sample ``logits`` (or log-probabilities) over ``model_names`` against ``ds``'s labels,
     matched by name (any spelling: ``angry`` is anger). ``missing``: what happens to samples of a class the model lacks: ``leave_out`` (accuracy
