@@ -21,7 +21,8 @@ EVALUATION_TITLES = {
     "fer2013_val": "FER2013 val, 7 classes matched by name (no contempt)",
     "ferplus_valid_balanced": "FER+ valid, balanced setting (rare classes named more often)",
     "fer2013_val_balanced": "FER2013 val, balanced setting",
-    "ferplus_valid_late_fusion": "FER+ valid, late fusion of the branches (the mean of their probabilities: the baseline)",
+    "ferplus_valid_late_fusion": ("FER+ valid, late fusion of the branches (the mean of their probabilities: "
+                                  "the baseline)"),
     "fer2013_val_late_fusion": "FER2013 val, late fusion of the branches (the baseline)",
     "validation": "selection split, float32 (the trainer's own figure)",
 }
