@@ -254,3 +254,52 @@ def test_teach_reads_as_the_page_does_and_as_torch_does(tmp_path, test_weights):
     config["provenance"] = {**config.get("provenance", {}), "distillation": {**d, "weight": 0.5}}
     card = render_model_card(config)
     assert f"the file made by `{a['command']}`" in card
+
+
+def test_resume_refuses_another_recipe_or_other_data(tmp_path):
+    """``--resume`` continues a run only with its own recipe and data: threads or a moved file may change, the
+    schedule or the teachers' probabilities may not (they would change what the run learns half-way)."""
+    import os
+    from dataclasses import replace
+
+    import numpy as np
+
+    from fer_core.train.distill import save_teacher
+    from fer_core.train.loop import checkpoint, prepare_training, resume, setup
+    from fer_core.train.setup import load_splits
+
+    root = write_ferplus(tmp_path / "ferplus", n_train=16, n_valid=8)
+    base = TrainConfig(data=f"ferplus:{root}", protocol="probability", input_size=48, batch_size=8, epochs=3,
+                       out_dir=str(tmp_path / "run"))
+    ds, _ = load_splits(base)
+    names = [os.path.basename(p) for p in ds.paths]
+    probs = np.random.default_rng(0).dirichlet(np.ones(8), len(names)).astype(np.float32)
+    save_teacher(tmp_path / "t.npz", names, list(ds.label_set.names), probs, ["a"])
+    cfg = replace(base, distill=str(tmp_path / "t.npz"))
+
+    def resumed(**changes):
+        run = setup(replace(cfg, resume=True, **changes))
+        prepare_training(run)
+        resume(run)
+        return run
+
+    first = setup(cfg)
+    prepare_training(first)
+    checkpoint(first, 1, 2)
+    # how it runs and where its files are may change (the teachers' file moved, the same probabilities)
+    (tmp_path / "moved").mkdir()
+    os.replace(tmp_path / "t.npz", tmp_path / "moved" / "t.npz")
+    run = resumed(threads=1, save_every=3, distill=str(tmp_path / "moved" / "t.npz"))
+    assert (run.epoch, run.step) == (1, 2)
+    # what it learns may not
+    with pytest.raises(ValueError, match=r"--epochs: 3 then, 5 now; --lr: 0\.1 then, 0\.01 now\. Resume with"):
+        resumed(epochs=5, lr=0.01, distill=str(tmp_path / "moved" / "t.npz"))
+    save_teacher(tmp_path / "other.npz", names, list(ds.label_set.names), probs[::-1].copy(), ["b"])
+    with pytest.raises(ValueError, match="the teachers' probabilities with --distill"):
+        resumed(distill=str(tmp_path / "other.npz"))
+    # a checkpoint from before the recipe and the data were recorded resumes as it is
+    last = tmp_path / "run" / "last.pt"
+    ck = torch.load(last, weights_only=False)
+    del ck["config"], ck["data_digest"]
+    torch.save(ck, last)
+    assert resumed(distill=str(tmp_path / "other.npz")).epoch == 1

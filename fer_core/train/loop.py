@@ -17,6 +17,7 @@ nondeterministic kernels, see README).
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import time
@@ -165,11 +166,47 @@ def prepare_training(run: Run) -> None:
     run.augment = GpuAugment(run.data.input_sizes, run.data.mean, run.data.std, cfg.aug)
 
 
+# flags that may differ when a run is resumed: how it runs and where its files are, not what it learns (the data
+# and the teachers' file are compared by content, so that a moved file resumes and a changed one does not)
+RESUME_MAY_CHANGE = ("threads", "compile", "resume", "export_only", "save_every", "log_every", "out_dir", "runs_dir",
+                     "name", "export_storage", "data", "val_data", "distill")
+
+
+def data_digest(run: Run) -> str:
+    """sha256 (16 hex digits) of what a run learns from and is chosen on: the training images, their targets (the
+    labels mixed with the teachers' probabilities) and the selection split's images and labels."""
+    if not run.data_digest:
+        h = hashlib.sha256()
+        for t in (run.images, run.targets, run.val_images, torch.as_tensor(run.val_ds.labels)):
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        run.data_digest = h.hexdigest()[:16]
+    return run.data_digest
+
+
+def check_resumable(run: Run, ck: dict, path: Path) -> None:
+    """Refuse a checkpoint made with another recipe or other data: resuming it would silently change what the run
+    learns half-way (checkpoints from before these were recorded are taken as they are)."""
+    diffs = []
+    if ck.get("config"):
+        then, now = json.loads(ck["config"]), json.loads(json.dumps(asdict(run.cfg), default=str))
+        diffs = [f"--{k.replace('_', '-')}: {then[k]!r} then, {now[k]!r} now" for k in then
+                 if k in now and k not in RESUME_MAY_CHANGE and then[k] != now[k]]
+    if ck.get("data_digest") and ck["data_digest"] != data_digest(run):
+        diffs.append("the training images, their targets (labels, and the teachers' probabilities with --distill) or "
+                     "the selection split differ from those it began with")
+    if diffs:
+        raise ValueError(f"{path} was written by another run: " + "; ".join(diffs) + ". Resume with the run's own "
+                         f"flags ({run.out / 'train_config.json'}), or start a new run (--name; --init-from to "
+                         "warm-start from its weights).")
+
+
 def resume(run: Run) -> None:
-    """Continue from RUN/last.pt when ``--resume`` (a missing checkpoint starts fresh, and says so)."""
+    """Continue from RUN/last.pt when ``--resume`` (a missing checkpoint starts fresh, and says so), if it was
+    written by the same recipe on the same data (:func:`check_resumable`)."""
     ckpt_path = run.out / "last.pt"
     if run.cfg.resume and ckpt_path.exists():
         ck = load_checkpoint(ckpt_path, run.device)
+        check_resumable(run, ck, ckpt_path)
         run.model.load_state_dict(ck["model"])
         run.optimizer.load_state_dict(ck["optimizer"])
         run.scheduler.load_state_dict(ck["scheduler"])
@@ -336,7 +373,7 @@ def checkpoint(run: Run, epoch: int, step: int, stats: dict | None = None) -> No
         "ema": run.ema.state_dict() if run.ema is not None else None,
         "epoch": epoch, "step": step, "best": run.best, "csv_rows": run.csv_rows, "epoch_stats": stats,
         "elapsed_s": run.elapsed(), "rng": {"torch": torch.get_rng_state()},
-        "config": json.dumps(asdict(run.cfg), default=str)})
+        "config": json.dumps(asdict(run.cfg), default=str), "data_digest": data_digest(run)})
     write_text_atomic(run.out / "last.json", json.dumps({"epoch": epoch, "step": step}))
 
 
