@@ -49,6 +49,13 @@ def about_markdown(models: dict) -> str:
     for key in models:
         rec = (evals[key].get("ferplus_valid") or evals[key].get("validation") or {}).get("recall", {})
         lines.append(f"| {display_name(key)} | " + " | ".join(_pct(rec.get(n)) for n in names) + " |")
+    for key in models:  # a fusion beside the baseline it must beat, on the same faces
+        late, own = evals[key].get("ferplus_valid_late_fusion"), evals[key].get("ferplus_valid")
+        if late and own:
+            lines += ["", f"**{display_name(key)} against averaging its branches**: {_pct(own['accuracy'])} on FER+ "
+                          f"valid (balanced {_pct(own.get('balanced_accuracy'))}); the mean of the two branches' "
+                          f"probabilities (late fusion) {_pct(late['accuracy'])} (balanced "
+                          f"{_pct(late.get('balanced_accuracy'))})."]
     lines += ["", "Figures are of the weights as stored and served here, on FER+ valid "
               f"({EVALUATION_TITLES['ferplus_valid']}). *Balanced setting*: the reading that names the rare "
               "expressions more often (chosen on a slice of the training set). *Through the detector*: each FER+ "

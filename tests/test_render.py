@@ -75,4 +75,14 @@ def test_about_the_models_reads_each_config():
             metrics={"ferplus_valid": {"n": 3417, "accuracy": acc, "balanced_accuracy": 0.6, "recall": recall}}))
     text = about_markdown(models)
     assert "79.1%" in text and "82.3%" in text and "1 h 30 min" in text and "Recall per class" in text
+    assert "late fusion" not in text
+    recall = {n: 0.5 for n in FERPLUS.names}
+    models["fusion"] = SimpleNamespace(pretrained_cfg=build_config(
+        net, label_set=FERPLUS, input_size=(3, 48, 48), provenance={"dataset": "ferplus"},
+        metrics={"ferplus_valid": {"n": 3417, "accuracy": 0.846, "balanced_accuracy": 0.622, "recall": recall},
+                 "ferplus_valid_late_fusion": {"n": 3417, "accuracy": 0.844, "balanced_accuracy": 0.611,
+                                               "recall": recall}}))
+    text = about_markdown(models)
+    assert ("84.6% on FER+ valid (balanced 62.2%); the mean of the two branches' probabilities (late fusion) 84.4% "
+            "(balanced 61.1%)") in text
     assert FROM_SCRATCH in text and "decisions about people" in text
