@@ -155,8 +155,9 @@ def save_pretrained(model: nn.Module, out_dir, config: dict, *, storage: str = "
                            + _nonfinite_message(bad))
     if not _same_tensors(out_dir / WEIGHTS_FILE, encoded):  # unchanged tensors keep their file (and sha256)
         with atomic_output(out_dir / WEIGHTS_FILE) as tmp:
-            save_file(encoded, str(tmp),
-                      metadata={"format": "pt", "architecture": config["architecture"], "storage": storage})
+            # one metadata key: safetensors writes a map of several in a random order, so that the same tensors
+            # would get another sha256 each time (the architecture and the storage are in config.json)
+            save_file(encoded, str(tmp), metadata={"format": "pt"})
     config["files"] = {WEIGHTS_FILE: {"sha256": sha256_file(out_dir / WEIGHTS_FILE),
                                       "bytes": (out_dir / WEIGHTS_FILE).stat().st_size}}
     write_config(out_dir, config)

@@ -49,6 +49,13 @@ def test_export_measures_the_stored_form_and_writes_a_card(tmp_path):
     assert m["ferplus_valid"]["without_flip"]["accuracy"] == plain["accuracy"]
     for png in ("confusion_ferplus_valid.png", "confusion_fer2013_val.png"):
         assert (dest / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a shipped folder exported again (to measure it anew) keeps the trainer's figures as they were, not nested
+    again_dest = tmp_path / "weights2" / "ddamfn"
+    export.main([str(dest), str(again_dest), "--storage", "float16", "--ferplus", str(ferplus), "--fer2013",
+                 str(fer2013), "--no-through-detector"])
+    m2 = json.loads((again_dest / "config.json").read_text())["metrics"]
+    assert m2["training"] == m["training"] and m2["ferplus_valid"]["accuracy"] == m["ferplus_valid"]["accuracy"]
+    assert (again_dest / "model.safetensors").read_bytes() == (dest / "model.safetensors").read_bytes()
     card = (dest / "README.md").read_text()
     for text in ("FER+ valid, majority label", "FER2013 val, 7 classes", "1 h 30 min", "from scratch",
                  "## Limits", "decisions about people", "stored as float16",

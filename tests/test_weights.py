@@ -30,6 +30,16 @@ def test_round_trip_identical_logits(name, tmp_path):
         assert torch.equal(model(x), loaded(x))
 
 
+def test_the_same_tensors_make_the_same_file(tmp_path):
+    """The file's sha256 (what the pins hold) depends on the tensors alone: saved again, elsewhere, in float16 or
+    from its own loaded copy, the bytes are the same."""
+    torch.manual_seed(0)
+    model = create_model("ddamfn", input_size=48).eval()
+    files = [(_save(model, tmp_path / f"{i}", storage="float16") / "model.safetensors").read_bytes() for i in range(4)]
+    again = _save(load_weights(tmp_path / "0"), tmp_path / "loaded", storage="float16")
+    assert all(f == files[0] for f in files[1:]) and (again / "model.safetensors").read_bytes() == files[0]
+
+
 @pytest.mark.parametrize("storage,tol", [("float16", 2e-2), ("int8", 0.25)])
 def test_reduced_storage_loads_as_float(storage, tol, tmp_path):
     torch.manual_seed(0)

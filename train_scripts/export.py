@@ -41,7 +41,8 @@ def export(source, dest, *, storage="float16", branch_refs=None, data_roots=None
     source, dest = Path(source), Path(dest)
     model = load_weights(source)
     config = dict(model.pretrained_cfg)
-    metrics = {"training": config.get("metrics", {})}  # the trainer's own figures (float32, selection split)
+    prior = config.get("metrics", {})  # a run's export, or a folder this script wrote (measured again below)
+    metrics = {"training": prior.get("training", prior)}  # the trainer's own figures (float32, selection split)
     config["metrics"] = {}
     if fer_crop:  # the project's fitted crop of FER-style images, at the weight's own crop size and colour
         own = CropSpec.from_config(config)
