@@ -69,9 +69,9 @@ _add(PretrainedEntry("resnet_dda", "resnet18_dda", "resnet-dda-ferplus", "v7", "
                      "a26880f994a147dd88fcc36c82ccb6a68f55857327c407a59251ddd9f9044c70",
                      "9e22a1f80ff65fd3b066b1934dd4daa9b47e2aff7a7545c3f2efbb69ccf2728b",
                      aliases=("resnet_dda.ferplus",), title="ResNet18+DDA (DDA on stages 3-4)"))
-_add(PretrainedEntry("fusion", "fusion", "fusion-ferplus", "v7", "fusion",
+_add(PretrainedEntry("fusion", "fusion", "fusion-ferplus", "v8", "fusion",
                      "7128dfd3372ad58b325961ddfd7526412546b75017b1dc52471e564cb2598f4d",
-                     "f407e631eaa86d31384c3da02ee44a3bec313b7c08d253a35a9ea2b6a0429234", aliases=("fusion.ferplus",),
+                     "9d5b43257677d96f176ae195979eab9ce5a6ac26fbbb14a09626e975e9444775", aliases=("fusion.ferplus",),
                      title="Fusion (attention over the two)"))
 
 

@@ -16,12 +16,11 @@ pytestmark = pytest.mark.skipif(not (FERPLUS / "FER2013Valid").is_dir(), reason=
 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory):
-    import os
-
     from fer_core.predict import Analyzer
 
-    os.environ.setdefault("FER_WEIGHTS_SOURCE", "local")
-    return Analyzer.from_pretrained(detector="yunet")
+    with pytest.MonkeyPatch.context() as mp:  # the shipped copies, never the Hub; undone for the tests after these
+        mp.setenv("FER_WEIGHTS_SOURCE", "local")
+        yield Analyzer.from_pretrained(detector="yunet")
 
 
 @pytest.fixture(scope="module")
