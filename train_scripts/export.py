@@ -64,7 +64,7 @@ def export(source, dest, *, storage="float16", branch_refs=None, data_roots=None
             metrics[f"{key}_balanced"] = summarize(rep["balanced"])
             print(f"{title}, balanced setting: accuracy {rep['balanced']['accuracy']:.4f}, balanced "
                   f"{rep['balanced']['balanced_accuracy']:.4f}", flush=True)
-        late = late_fusion_baseline(stored, ds, progress=progress) if config["architecture"] == "fusion" else None
+        late = late_fusion_baseline(stored, ds, progress=progress)  # None unless a fusion with its branches' configs
         if late is not None:  # the baseline the fusion must beat, on the same faces
             metrics[f"{key}_late_fusion"] = summarize(late)
             print(f"{title}, late fusion of the branches: accuracy {late['accuracy']:.4f}, balanced "

@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from fer_core import pretrained  # noqa: E402
+from fer_core.files import write_text_atomic  # noqa: E402
 from fer_core.weights import CONFIG_FILE, WEIGHTS_FILE, sha256_file  # noqa: E402
 
 REGISTRY = Path(pretrained.__file__)
@@ -88,12 +89,13 @@ def rewrite(text: str, change: Change) -> str:
     for key in ("sha256", "config_sha256"):
         if change.old[key] != change.new[key]:
             if block.count(f'"{change.old[key]}"') != 1:
-                raise SystemExit(f"{change.name}: its {key} is not written once in {REGISTRY}: edit it by hand")
+                raise SystemExit(f"{change.name}: its {key} is not written once in the registry: edit it by hand")
             block = block.replace(f'"{change.old[key]}"', f'"{change.new[key]}"')
     rev = re.compile(r'(PretrainedEntry\("[^"]+",\s*"[^"]+",\s*"[^"]+",\s*)"' + re.escape(change.old["revision"]) + '"')
     block, n = rev.subn(lambda m: f'{m.group(1)}"{change.new["revision"]}"', block)
     if n != 1:
-        raise SystemExit(f"{change.name}: its revision is not where it is expected in {REGISTRY}: edit it by hand")
+        raise SystemExit(f"{change.name}: its revision is not where it is expected in the registry: edit it by "
+                         "hand")
     return text[:start] + block + text[end:]
 
 
@@ -125,7 +127,7 @@ def main(argv=None):
     for c in found:
         text = rewrite(text, c)
         print(f"pinned {c}")
-    registry.write_text(text)
+    write_text_atomic(registry, text)
     print(f"wrote {registry}; next: python tests/make_golden.py, python train_scripts/weights_table.py --write")
     return found
 
