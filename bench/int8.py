@@ -84,7 +84,8 @@ def main(argv=None):
                                         detector="haar", device="cpu")
     res = {"date": time.strftime("%Y-%m-%d"), "cpu": os.cpu_count(), "calibration_images": a.calibration,
            "valid_images": len(valid), "models": {}}
-    tmp = Path(tempfile.mkdtemp())
+    scratch = tempfile.TemporaryDirectory()  # the quantised files go when the benchmark ends
+    tmp = Path(scratch.name)
     for key, slot in analyzer.shown.items():
         fp32, row, files = slot.onnx.path, {}, {"fp32": slot.onnx.path}
         for method in METHODS:

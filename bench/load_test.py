@@ -36,14 +36,14 @@ def main(argv=None):
     a = ap.parse_args(argv)
     from gradio_client import Client, handle_file
 
-    proc, url, tmp = None, a.url, None
+    proc, url = None, a.url
     if url is None:
         if a.weights_dir is None and not (ROOT / "weights" / "ddamfn" / "config.json").exists():
             sys.path.insert(0, str(ROOT / "tests"))
             from fixtures import make_weights
 
-            tmp = tempfile.mkdtemp()
-            a.weights_dir = str(make_weights(Path(tmp)))
+            scratch = tempfile.TemporaryDirectory()  # goes when the benchmark ends
+            a.weights_dir = str(make_weights(Path(scratch.name)))
             print(f"no shipped weights: using untrained test weights in {a.weights_dir}")
         proc, url = start_app({"HF_HUB_OFFLINE": "1", **({"FER_WEIGHTS_DIR": a.weights_dir} if a.weights_dir else {})})
     mem, stop = [], threading.Event()

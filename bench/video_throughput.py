@@ -47,7 +47,8 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     size = tuple(int(v) for v in a.size.split("x"))
-    clip = make_clip(Path(tempfile.mkdtemp()) / "clip.avi", a.frames, size)
+    scratch = tempfile.TemporaryDirectory()  # the clip goes when the benchmark ends
+    clip = make_clip(Path(scratch.name) / "clip.avi", a.frames, size)
     names = {k: Path(a.weights_dir) / k for k in MODEL_KEYS}
     res = {"date": time.strftime("%Y-%m-%d"), "threads": a.threads, "frames": a.frames, "size": a.size}
     for engine in ("torch", "onnx"):

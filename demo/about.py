@@ -70,17 +70,26 @@ def about_markdown(models: dict) -> str:
     return "\n".join(lines)
 
 
-def confusion_images(models: dict, folder: Path) -> list[tuple[str, str]]:
-    """(PNG path, caption) of each model's FER+ valid confusion matrix, drawn once from its recorded counts."""
+def confusion_images(models: dict) -> list[tuple[np.ndarray, str]]:
+    """(RGB image, caption) of each model's FER+ valid confusion matrix, drawn once from its recorded counts (in a
+    folder that goes at once: the page's own cache keeps the images)."""
+    import tempfile
+
+    from PIL import Image
+
     from fer_core.train.plots import plot_confusion
 
     out = []
-    for key, m in models.items():
-        ev = evaluations(m.pretrained_cfg)
-        main = ev.get("ferplus_valid") or ev.get("validation")
-        if not main or "confusion_matrix" not in main:
-            continue
-        path = plot_confusion(np.asarray(main["confusion_matrix"]), main["labels"], folder / f"confusion_{key}.png",
-                              f"{display_name(key)}: accuracy {main['accuracy']:.3f}")
-        out.append((str(path), f"{display_name(key)}: rows are the true expression; each row sums to 1"))
+    with tempfile.TemporaryDirectory(prefix="fer_about_") as folder:
+        for key, m in models.items():
+            ev = evaluations(m.pretrained_cfg)
+            main = ev.get("ferplus_valid") or ev.get("validation")
+            if not main or "confusion_matrix" not in main:
+                continue
+            path = plot_confusion(np.asarray(main["confusion_matrix"]), main["labels"],
+                                  Path(folder) / f"confusion_{key}.png",
+                                  f"{display_name(key)}: accuracy {main['accuracy']:.3f}")
+            with Image.open(path) as im:
+                image = np.asarray(im.convert("RGB"))
+            out.append((image, f"{display_name(key)}: rows are the true expression; each row sums to 1"))
     return out

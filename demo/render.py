@@ -2,9 +2,11 @@
 model table, and PNG files Gradio can serve safely."""
 from __future__ import annotations
 
+import atexit
 import hashlib
 import math
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -156,6 +158,7 @@ def timings_text(analysis: Analysis) -> str:
 
 
 OUT_DIR = Path(tempfile.gettempdir()) / f"fer_demo_{os.getpid()}"
+atexit.register(shutil.rmtree, OUT_DIR, ignore_errors=True)  # this process's pictures go with it
 MAX_AGE_S = 3600
 
 

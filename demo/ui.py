@@ -6,9 +6,6 @@ the analysis as JSON.
 """
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import gradio as gr
 from gradio.data_classes import FileData
 
@@ -63,7 +60,7 @@ def build_demo(analyzer: Analyzer | None, load_error: str | None = None, concurr
         with gr.Accordion("About the models: how good they are, and where not to trust them", open=False,
                           elem_id="about"):
             gr.Markdown(about_markdown(models))
-            confusions = confusion_images(models, Path(tempfile.mkdtemp(prefix="fer_about_")))
+            confusions = confusion_images(models)
             gr.Gallery(confusions, label="Confusion matrices on FER+ valid", columns=3, object_fit="contain",
                        height="auto", elem_id="confusions", visible=bool(confusions), interactive=False)
 

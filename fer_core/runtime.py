@@ -6,9 +6,10 @@ pooled features (what a fusion needs from its branches), optimised offline by ON
 runtime), and cached as ``model-<sha256 of the tensors, 16 hex>-g<GRAPH_VERSION>.onnx`` with its tensors in
 ``.onnx.data`` beside it (ONNX's external-data format: a session maps them instead of holding a second copy;
 rebuilt when the tensors change) in ``FER_ONNX_CACHE`` (default ``~/.cache/fer/onnx``), one folder per weights
-folder. A second file per weight, ``prefix-...``, holds the part before Grad-CAM's target's output
-(``forward_prefix``): the maps need no gradient there, so it runs here and torch runs only the rest
-(``forward_suffix``) with its backward. Every session checks itself against the torch model on a fixed random
+folder (its ``source`` file names that folder; building a file removes the cache's folders whose weights folder is
+gone, so temporary weights leave nothing behind). A second file per weight, ``prefix-...``, holds the part before
+Grad-CAM's target's output (``forward_prefix``): the maps need no gradient there, so it runs here and torch runs
+only the rest (``forward_suffix``) with its backward. Every session checks itself against the torch model on a fixed random
 batch when it is built: outputs within ``TOLERANCE`` or the Analyzer keeps torch for that part (and says so). The
 torch path stays for training and for the part of the maps that needs a backward pass.
 
@@ -140,7 +141,29 @@ def export_onnx(model, size: int, path: Path, part: str = "model") -> Path:
     for old in list(path.parent.glob(stem + "*.onnx")) + list(path.parent.glob(stem + "*.onnx.data")):
         if old not in (path, data):
             old.unlink(missing_ok=True)  # the ONNX files of earlier tensors
+    source = getattr(model, "weights_dir", None)
+    if source:
+        (path.parent / "source").write_text(str(Path(source).resolve()))
+    prune_orphans(path.parent.parent)
     return path
+
+
+def prune_orphans(cache: Path) -> list[Path]:
+    """Remove the folders of ``cache`` whose ``source`` weights folder no longer exists (a run's export, a test's
+    temporary weights): their files can never be read again. Returns what it removed."""
+    import shutil
+
+    gone = []
+    for folder in cache.iterdir() if cache.is_dir() else []:
+        source = folder / "source"
+        try:
+            orphan = source.is_file() and not Path(source.read_text().strip()).exists()
+        except OSError:
+            continue
+        if orphan:
+            shutil.rmtree(folder, ignore_errors=True)
+            gone.append(folder)
+    return gone
 
 
 class OnnxReader:

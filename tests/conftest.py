@@ -12,8 +12,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 SHARED = ROOT.parent / "shared"
 # the ONNX files the tests build (fer_core.runtime) go to a folder of this run, not the user's cache; the apps the
-# tests start inherit it
-os.environ.setdefault("FER_ONNX_CACHE", tempfile.mkdtemp(prefix="fer_onnx_"))
+# tests start inherit it; the folder goes when the run ends
+_ONNX_CACHE = tempfile.TemporaryDirectory(prefix="fer_onnx_")
+os.environ.setdefault("FER_ONNX_CACHE", _ONNX_CACHE.name)
 
 torch.set_num_threads(2)
 

@@ -107,6 +107,34 @@ def test_gradio_client_gets_the_analysis_json_alone(app):
     assert any(peaks[k, "attention_png"] > 0 for k in MODELS) and any(peaks[k, "gradcam_png"] > 0 for k in MODELS)
 
 
+def test_a_stopped_app_leaves_no_temporary_files(test_weights, tmp_path):
+    """Stopped as a host stops it (SIGTERM), the app closes its server: the examples' cache, the pictures it served
+    and what Gradio cached for the requests all go (the suite starts and stops apps many times; a Space restarts).
+    What Gradio keeps is its own: the page's fixed files, under their content's hash, the same at every start."""
+    from gradio_client import Client, handle_file
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    log = open(tmp_path / "app.log", "w+")
+    proc, url = start_app({"FER_WEIGHTS_DIR": str(test_weights), "HF_HUB_OFFLINE": "1", "TMPDIR": str(scratch)},
+                          log=log)
+    try:
+        client = Client(url, verbose=False)
+        assert client.predict(handle_file(str(HOPPER)), False, "", True, api_name="/predict")["faces"]
+        served = {p.relative_to(scratch) for p in scratch.rglob("*") if p.is_file()}
+        assert any(p.parts[0].startswith("fer_demo_") for p in served), served
+    finally:
+        stop_app(proc)
+    assert proc.returncode == 0, log.seek(0) or log.read()[-2000:]
+    left = {p.relative_to(scratch) for p in scratch.rglob("*") if p.is_file()}
+    assert not [p for p in left if p.parts[0].startswith("fer_")], left
+    assert len(left) < len(served) and not [p for p in left if p.parts[0] == "gradio" and p not in served]
+    kept = {p for p in left if p.parts[0] == "gradio"}
+    proc, url = start_app({"FER_WEIGHTS_DIR": str(test_weights), "HF_HUB_OFFLINE": "1", "TMPDIR": str(scratch)})
+    stop_app(proc)
+    assert {p.relative_to(scratch) for p in scratch.rglob("*") if p.is_file() and "gradio" in p.parts} == kept
+
+
 def test_every_analysis_event_shares_one_concurrency_group_sized_to_the_machine(test_weights, monkeypatch):
     """The page's events that run the models and the API share one group, so that the queue sees every analysis
     that competes for the cores; its size is the machine's (one on two cores at two threads each)."""

@@ -86,3 +86,22 @@ def test_about_the_models_reads_each_config():
     assert ("84.6% on FER+ valid (balanced 62.2%); the mean of the two branches' probabilities (late fusion) 84.4% "
             "(balanced 61.1%)") in text
     assert FROM_SCRATCH in text and "decisions about people" in text
+
+
+def test_confusion_images_come_back_as_pictures_and_leave_no_folder(monkeypatch, tmp_path):
+    from demo.about import confusion_images
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)  # read TMPDIR again
+    net = create_model("ddamfn", input_size=48)
+    counts = np.diag(np.arange(1, 9)) + 1
+    models = {"ddamfn": SimpleNamespace(pretrained_cfg=build_config(
+        net, label_set=FERPLUS, input_size=(3, 48, 48), provenance={"dataset": "ferplus"},
+        metrics={"ferplus_valid": {"n": int(counts.sum()), "accuracy": 0.5, "balanced_accuracy": 0.5,
+                                   "labels": list(FERPLUS.names), "confusion_matrix": counts.tolist()}})),
+        "resnet_dda": SimpleNamespace(pretrained_cfg=build_config(  # no matrix recorded: no picture
+            net, label_set=FERPLUS, input_size=(3, 48, 48), provenance={"dataset": "ferplus"}, metrics={}))}
+    (image, caption), = confusion_images(models)
+    assert image.ndim == 3 and image.shape[2] == 3 and image.shape[0] > 200 and image.std() > 10
+    assert "DDAMFN" in caption
+    assert list(tmp_path.iterdir()) == []  # drawn in a folder that is gone

@@ -53,6 +53,24 @@ def test_the_onnx_file_is_cached_beside_the_weights_by_their_sha256_and_rebuilt_
         assert (new_reader(x)["logits"] - changed(x)).abs().max() < 1e-3
 
 
+def test_the_cache_forgets_weights_folders_that_are_gone(test_weights, tmp_path, monkeypatch):
+    from fer_core.runtime import cache_path, onnx_reader
+    from fer_core.weights import load_weights
+
+    monkeypatch.setenv("FER_ONNX_CACHE", str(tmp_path / "cache"))
+    for name in ("a", "b"):
+        shutil.copytree(test_weights / "ddamfn", tmp_path / name)
+    first = load_weights(tmp_path / "a")
+    assert onnx_reader(first, 64)[0] is not None
+    kept = cache_path(first).parent
+    assert (kept / "source").read_text() == str((tmp_path / "a").resolve())
+    shutil.rmtree(tmp_path / "a")  # a run's export or a test's weights, deleted
+    second = load_weights(tmp_path / "b")
+    assert onnx_reader(second, 64)[0] is not None  # building another file clears the orphan
+    assert not kept.exists() and cache_path(second).exists()
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir()) == [cache_path(second).parent.name]
+
+
 def test_the_analyzer_reads_through_onnx_what_torch_reads(weights):
     from fer_core.predict import Analyzer
 
