@@ -61,17 +61,17 @@ def _add(entry: PretrainedEntry):
         PRETRAINED[key] = entry
 
 
-_add(PretrainedEntry("ddamfn", "ddamfn", "ddamfn-ferplus", "v7", "ddamfn",
-                     "553b295739facfdf356c27efdd4e63f1be54b9d876fc2ba1da9b741f984fe76f",
-                     "8fffa28f3815c2d0bad56640db056b1b2e74955f9243625439640c45e413e5dc", aliases=("ddamfn.ferplus",),
+_add(PretrainedEntry("ddamfn", "ddamfn", "ddamfn-ferplus", "v8", "ddamfn",
+                     "4436fd6e3b4fd8dcd563f048cac1045e2772dc65c5506dcd7c0bd3d399fbfe39",
+                     "b6730c3154b131fea781fa5d7e887813bbace1eecaf67fb3cdac465c17e9859d", aliases=("ddamfn.ferplus",),
                      title="DDAMFN"))
 _add(PretrainedEntry("resnet_dda", "resnet18_dda", "resnet-dda-ferplus", "v7", "resnet_dda",
                      "a26880f994a147dd88fcc36c82ccb6a68f55857327c407a59251ddd9f9044c70",
                      "9e22a1f80ff65fd3b066b1934dd4daa9b47e2aff7a7545c3f2efbb69ccf2728b",
                      aliases=("resnet_dda.ferplus",), title="ResNet18+DDA (DDA on stages 3-4)"))
-_add(PretrainedEntry("fusion", "fusion", "fusion-ferplus", "v8", "fusion",
-                     "7128dfd3372ad58b325961ddfd7526412546b75017b1dc52471e564cb2598f4d",
-                     "9d5b43257677d96f176ae195979eab9ce5a6ac26fbbb14a09626e975e9444775", aliases=("fusion.ferplus",),
+_add(PretrainedEntry("fusion", "fusion", "fusion-ferplus", "v9", "fusion",
+                     "18184edf56de4c107c02392752cc345c9fe495bdd55b86c8bc49681dc118a2ac",
+                     "fbdeca25eb98737cf454ad4a438f7bdb566f58f031076088a111557bc8aeee41", aliases=("fusion.ferplus",),
                      title="Fusion (attention over the two)"))
 
 
