@@ -2,8 +2,6 @@
 was trained on, how well it does on held-out faces, how long it took, and where not to trust it."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from fer_core.card import EVALUATION_TITLES, FROM_SCRATCH, LIMITS, evaluations, limits
@@ -71,25 +69,25 @@ def about_markdown(models: dict) -> str:
 
 
 def confusion_images(models: dict) -> list[tuple[np.ndarray, str]]:
-    """(RGB image, caption) of each model's FER+ valid confusion matrix, drawn once from its recorded counts (in a
-    folder that goes at once: the page's own cache keeps the images)."""
-    import tempfile
+    """(RGB image, caption) of each model's FER+ valid confusion matrix, drawn once from its recorded counts, in
+    memory (the page's own cache keeps the images)."""
+    import io
 
     from PIL import Image
 
     from fer_core.train.plots import plot_confusion
 
     out = []
-    with tempfile.TemporaryDirectory(prefix="fer_about_") as folder:
-        for key, m in models.items():
-            ev = evaluations(m.pretrained_cfg)
-            main = ev.get("ferplus_valid") or ev.get("validation")
-            if not main or "confusion_matrix" not in main:
-                continue
-            path = plot_confusion(np.asarray(main["confusion_matrix"]), main["labels"],
-                                  Path(folder) / f"confusion_{key}.png",
-                                  f"{display_name(key)}: accuracy {main['accuracy']:.3f}")
-            with Image.open(path) as im:
-                image = np.asarray(im.convert("RGB"))
-            out.append((image, f"{display_name(key)}: rows are the true expression; each row sums to 1"))
+    for key, m in models.items():
+        ev = evaluations(m.pretrained_cfg)
+        main = ev.get("ferplus_valid") or ev.get("validation")
+        if not main or "confusion_matrix" not in main:
+            continue
+        png = io.BytesIO()
+        plot_confusion(np.asarray(main["confusion_matrix"]), main["labels"], png,
+                       f"{display_name(key)}: accuracy {main['accuracy']:.3f}")
+        png.seek(0)
+        with Image.open(png) as im:
+            image = np.asarray(im.convert("RGB"))
+        out.append((image, f"{display_name(key)}: rows are the true expression; each row sums to 1"))
     return out

@@ -9,9 +9,9 @@ rebuilt when the tensors change) in ``FER_ONNX_CACHE`` (default ``~/.cache/fer/o
 folder (its ``source`` file names that folder; building a file removes the cache's folders whose weights folder is
 gone, so temporary weights leave nothing behind). A second file per weight, ``prefix-...``, holds the part before
 Grad-CAM's target's output (``forward_prefix``): the maps need no gradient there, so it runs here and torch runs
-only the rest (``forward_suffix``) with its backward. Every session checks itself against the torch model on a fixed random
-batch when it is built: outputs within ``TOLERANCE`` or the Analyzer keeps torch for that part (and says so). The
-torch path stays for training and for the part of the maps that needs a backward pass.
+only the rest (``forward_suffix``) with its backward. Every session checks itself against the torch model on a fixed
+random batch when it is built: outputs within ``TOLERANCE`` or the Analyzer keeps torch for that part (and says so).
+The torch path stays for training and for the part of the maps that needs a backward pass.
 
     python -m fer_core.runtime weights/ddamfn weights/resnet_dda    # build (or find) their ONNX files (both parts)
 """
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .files import atomic_output
+from .files import atomic_output, write_text_atomic
 from .weights import weights_sha256
 
 OPSET = 17
@@ -104,10 +104,14 @@ def cache_path(model, part: str = "model") -> Path:
     sha = weights_sha256(model)
     if not sha:
         raise ValueError("the model was not loaded from a weights folder: no sha256 to name its ONNX file by")
-    folder = str(Path(getattr(model, "weights_dir", "") or "").resolve())
     cache = Path(os.environ.get("FER_ONNX_CACHE") or Path.home() / ".cache" / "fer" / "onnx")
-    return cache / f"{model.arch_name}-{hashlib.sha256(folder.encode()).hexdigest()[:12]}" / \
+    return cache / f"{model.arch_name}-{hashlib.sha256(_weights_folder(model).encode()).hexdigest()[:12]}" / \
         f"{part}-{sha[:16]}-g{GRAPH_VERSION}.onnx"
+
+
+def _weights_folder(model) -> str:
+    """The resolved weights folder ``model`` was loaded from: what its cache folder is named after and records."""
+    return str(Path(getattr(model, "weights_dir", "") or "").resolve())
 
 
 def export_onnx(model, size: int, path: Path, part: str = "model") -> Path:
@@ -141,10 +145,6 @@ def export_onnx(model, size: int, path: Path, part: str = "model") -> Path:
     for old in list(path.parent.glob(stem + "*.onnx")) + list(path.parent.glob(stem + "*.onnx.data")):
         if old not in (path, data):
             old.unlink(missing_ok=True)  # the ONNX files of earlier tensors
-    source = getattr(model, "weights_dir", None)
-    if source:
-        (path.parent / "source").write_text(str(Path(source).resolve()))
-    prune_orphans(path.parent.parent)
     return path
 
 
@@ -206,6 +206,8 @@ def onnx_reader(model, size: int, threads: int | None = None, device: str = "cpu
         path = cache_path(model, part)
         if not path.is_file():
             export_onnx(model, size, path, part)
+            write_text_atomic(path.parent / "source", _weights_folder(model))  # a reader never sees half a path
+            prune_orphans(path.parent.parent)
             _release_freed_memory()  # tracing the export allocates a lot, once: give it back to the system
         reader = OnnxReader(path, threads, device)
     except Exception as e:  # noqa: BLE001  (an exporter or runtime that cannot handle the model: torch stays)

@@ -30,7 +30,9 @@ def plot_curves(metrics_csv, out_png) -> Path:
     return Path(out_png)
 
 
-def plot_confusion(cm, names, out_png, title: str = "") -> Path:
+def plot_confusion(cm, names, out_png, title: str = "") -> None:
+    """Draw a confusion matrix (rows normalised to recall, counts beside) as a PNG to ``out_png``: a path or a
+    binary file object."""
     cm = np.asarray(cm, dtype=np.float64)
     norm = cm / np.clip(cm.sum(1, keepdims=True), 1, None)
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(names), 0.8 + 0.7 * len(names)))
@@ -45,6 +47,5 @@ def plot_confusion(cm, names, out_png, title: str = "") -> Path:
     ax.set_title(title or "confusion matrix (rows: recall)")
     fig.colorbar(im, fraction=0.046)
     fig.tight_layout()
-    fig.savefig(out_png, dpi=110)
+    fig.savefig(out_png, dpi=110, format="png")
     plt.close(fig)
-    return Path(out_png)
