@@ -176,6 +176,11 @@ def test_distillation_mixes_the_teachers_probabilities_into_the_targets(tmp_path
     t = train_targets(cfg, train_ds, 8)
     assert torch.allclose(t, 0.75 * torch.from_numpy(train_ds.soft) + 0.25 * torch.from_numpy(probs), atol=1e-6)
     assert torch.allclose(t.sum(1), torch.ones(len(names)))
+    cfg.limit_train = 5  # a quick run's first images keep their own teachers' rows
+    few, _ = load_splits(cfg)
+    assert [os.path.basename(p) for p in few.paths] == names[:5]
+    assert torch.allclose(train_targets(cfg, few, 8), t[:5], atol=1e-6)
+    cfg.limit_train = 0
     save_teacher(tmp_path / "short.npz", names[1:], list(train_ds.label_set.names), probs[1:], ["a"])
     cfg.distill = str(tmp_path / "short.npz")
     with pytest.raises(ValueError, match=f"no teacher probabilities for 1 training images, e.g. {names[0]}"):

@@ -8,7 +8,7 @@ from torch import nn
 from dataclasses import replace
 
 from ..data import load_cache, read_dataset
-from ..data.holdout import only, read_list, without
+from ..data.holdout import first, only, read_list, without
 from ..models import create_model, get_entry
 from ..models.fusion import FusionNet
 from ..models.registry import model_config_args
@@ -42,9 +42,7 @@ def load_splits(cfg: TrainConfig):
     else:
         val_ds = _read_split(cfg.val_data or cfg.data, cfg.val_split, cfg.val_protocol)
     if cfg.limit_train:
-        keep = slice(0, cfg.limit_train)
-        train_ds.images, train_ds.labels = train_ds.images[keep], train_ds.labels[keep]
-        train_ds.soft = None if train_ds.soft is None else train_ds.soft[keep]
+        train_ds = first(train_ds, cfg.limit_train)
     if val_ds.label_set.names != train_ds.label_set.names:
         raise ValueError(f"train classes {train_ds.label_set.names} differ from validation classes "
                          f"{val_ds.label_set.names}")
