@@ -2,7 +2,9 @@
 against the shipped architecture, ResNet18+DDA, timed in turns in the same run. Untrained models of each
 architecture (the same compute as trained ones), DDA on stages 3-4, the face and its mirror image in one batch as the
 page reads them: the reading alone (inference forward) and the reading with its maps (one forward with the cheap
-Grad-CAM, as ``fer_core.predict.Analyzer`` runs it).
+Grad-CAM, the method ``fer_core.predict.Analyzer`` uses). Float32 throughout: the Analyzer runs the part after the
+Grad-CAM target in bfloat16 on CPUs that compute it natively (``FER_MAPS_DTYPE=auto``), so these are the ratios of
+the float32 maps path.
 
     python bench/backbones.py                      # 80 px, ResNet34+DDA against ResNet18+DDA
     python bench/backbones.py --depths 18 34 50 --size 80 --runs 60
