@@ -8,8 +8,8 @@ is installed (CPU or CUDA wheel) sets most of the import cost, so it is printed 
 launching ``app.py`` until the page answers; with ``--cold`` the app starts on an empty ONNX cache
 (``FER_ONNX_CACHE``), so it exports and checks its ONNX files first, as on a new host.
 
-    python bench/app_memory.py --json memory.json [--cold]
-    python bench/app_memory.py --weights-dir /path/to/weights --budget-mb 700
+    python -m bench.app_memory --json memory.json [--cold]
+    python -m bench.app_memory --weights-dir /path/to/weights --budget-mb 700
 """
 from __future__ import annotations
 
@@ -21,10 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from demo.serve import rss_mb, start_app, stop_app
 
-from demo.serve import rss_mb, start_app, stop_app  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 # What the server has imported once a request with Grad-CAM has run (grad-cam brings torchvision, scipy,
 # scikit-learn and matplotlib with it).

@@ -6,25 +6,23 @@ Grad-CAM, the method ``fer_core.predict.Analyzer`` uses). Float32 throughout: th
 Grad-CAM target in bfloat16 on CPUs that compute it natively (``FER_MAPS_DTYPE=auto``), so these are the ratios of
 the float32 maps path.
 
-    python bench/backbones.py                      # 80 px, ResNet34+DDA against ResNet18+DDA
-    python bench/backbones.py --depths 18 34 50 --size 80 --runs 60
+    python -m bench.backbones                      # 80 px, ResNet34+DDA against ResNet18+DDA
+    python -m bench.backbones --depths 18 34 50 --size 80 --runs 60
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
+import torch
+
+from bench.timing import p50_interleaved
+from fer_core import create_model
+from fer_core.explain import gradcam_with_details
+from fer_core.models.layers import count_params
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-
-from bench.timing import p50_interleaved  # noqa: E402
-from fer_core import create_model  # noqa: E402
-from fer_core.explain import gradcam_with_details  # noqa: E402
-from fer_core.models.layers import count_params  # noqa: E402
 
 
 def main(argv=None):

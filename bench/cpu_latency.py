@@ -5,34 +5,32 @@ models run independently, each with a default full-backward Grad-CAM from the gr
 forward for the attention maps; the fusion runs both branches again). Both include decoding, face detection and
 cropping of the same photo.
 
-    python bench/cpu_latency.py --json bench_cpu.json
-    python bench/cpu_latency.py --weights-dir weights          # the shipped models (default: their
+    python -m bench.cpu_latency --json bench_cpu.json
+    python -m bench.cpu_latency --weights-dir weights          # the shipped models (default: their
                                                                # architectures, untrained: same compute)
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+from bench.timing import measure
+from fer_core import create_model
+from fer_core.explain import gradcam_with_details, own_attention
+from fer_core.faces import YUNET_EMBEDDED, YuNetDetector, crop_face, detect_faces, make_detector
+from fer_core.images import load_image
+from fer_core.predict import MODEL_KEYS, Analyzer
+from fer_core.preprocess import build_transform, resolve_data_config
+from fer_core.weights import build_config
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from pytorch_grad_cam import GradCAM  # noqa: E402
-from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
-
-from bench.timing import measure  # noqa: E402
-from fer_core import create_model  # noqa: E402
-from fer_core.explain import gradcam_with_details, own_attention  # noqa: E402
-from fer_core.faces import YUNET_EMBEDDED, YuNetDetector, crop_face, detect_faces, make_detector  # noqa: E402
-from fer_core.images import load_image  # noqa: E402
-from fer_core.predict import MODEL_KEYS, Analyzer  # noqa: E402
-from fer_core.preprocess import build_transform, resolve_data_config  # noqa: E402
-from fer_core.weights import build_config  # noqa: E402
 
 
 def build_models(a):
@@ -83,6 +81,24 @@ def naive(models, rgb, detector):
             p.grad = None
 
 
+def gradcam_costs(models, runs: int) -> dict:
+    """Grad-CAM alone, per branch: gradients from the target layer on (ours) against a full backward."""
+    out = {}
+    for key in ("ddamfn", "resnet_dda"):
+        m = models[key]
+        size = m.pretrained_cfg["input_size"][1]
+        x = torch.randn(1, 3, size, size)
+        for p in m.parameters():
+            p.requires_grad_(True)
+        with torch.inference_mode():
+            fwd = float(np.median(measure(lambda: m(x), runs)))
+        cheap = float(np.median(measure(lambda: gradcam_with_details(m, x, cheap=True), runs)))
+        full = float(np.median(measure(lambda: gradcam_with_details(m, x, cheap=False), runs)))
+        out[key] = {"forward_only": fwd, "cheap": cheap, "full_backward": full,
+                    "cam_cost_ratio": (full - fwd) / max(cheap - fwd, 1e-6)}
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="CPU latency per face: our pipeline vs a naive baseline.")
     ap.add_argument("--photo", default=str(ROOT / "demo/examples/grace_hopper.jpg"))
@@ -123,20 +139,7 @@ def main(argv=None):
         "stages_p50_ms": {k: float(np.median([s[k] for s in stages[2:]])) for k in stages[-1]},
     }
     res["ratio"] = res["naive_p50_ms"] / res["ours_p50_ms"]
-    # Grad-CAM alone, per branch: gradients from the target layer on (ours) vs a full backward
-    res["gradcam_ms"] = {}
-    for key in ("ddamfn", "resnet_dda"):
-        m = models[key]
-        size = m.pretrained_cfg["input_size"][1]
-        x = torch.randn(1, 3, size, size)
-        for p in m.parameters():
-            p.requires_grad_(True)
-        with torch.inference_mode():
-            fwd = float(np.median(measure(lambda: m(x), a.runs)))
-        cheap = float(np.median(measure(lambda: gradcam_with_details(m, x, cheap=True), a.runs)))
-        full = float(np.median(measure(lambda: gradcam_with_details(m, x, cheap=False), a.runs)))
-        res["gradcam_ms"][key] = {"forward_only": fwd, "cheap": cheap, "full_backward": full,
-                                  "cam_cost_ratio": (full - fwd) / max(cheap - fwd, 1e-6)}
+    res["gradcam_ms"] = gradcam_costs(models, a.runs)
     res["live_results_per_s"] = 1000 / res["live_no_maps_p50_ms"]
     print(f"ours p50 {res['ours_p50_ms']:.0f} ms (p95 {res['ours_p95_ms']:.0f}), naive p50 {res['naive_p50_ms']:.0f} ms: "
           f"{res['ratio']:.2f}x faster; live (no maps) {res['live_no_maps_p50_ms']:.0f} ms = "

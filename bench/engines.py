@@ -3,7 +3,7 @@ per shipped model (one face with its mirror image: a batch of two, as the page r
 for a one-face photo without maps; where the time of an eager forward goes (torch.profiler, per operator, at
 batch 1 and 2); and, with --accuracy, each engine's FER+ valid accuracy.
 
-    python bench/engines.py --json out.json [--accuracy] [--threads 2]
+    python -m bench.engines --json out.json [--accuracy] [--threads 2]
 
 Every figure is a p50 over --runs; the ratios are against eager torch measured in the same run.
 """
@@ -12,19 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from bench.timing import add_page_options, p50
+from fer_core.data import dataset_root
+from fer_core.predict import MODEL_KEYS, Analyzer
+from fer_core.runtime import OnnxReader, onnx_reader
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from bench.timing import add_page_options, p50  # noqa: E402
-from fer_core.predict import MODEL_KEYS, Analyzer  # noqa: E402
-from fer_core.runtime import OnnxReader, onnx_reader  # noqa: E402
 
 
 def flops(model, x) -> float:
@@ -141,12 +140,87 @@ def ferplus_accuracy(analyzer: Analyzer, ds) -> dict:
                               for r, t in zip(results, ds.labels)])) for k, s in analyzer.shown.items()}
 
 
+def model_row(a, key, slot, fast) -> dict:
+    """One model's figures: eager torch against ONNX Runtime (every thread, spinning threads, one thread) at batch
+    1 and 2, the backward's precisions, DDAMFN's MixConv ablation, and with ``--compile`` torch.compile."""
+    model, size = slot.model, slot.size
+    row = {"input": size, "gflop_per_view": flops(model, torch.zeros(1, 3, size, size)) / 1e9}
+    for batch in (1, 2):
+        x = torch.randn(batch, 3, size, size)
+        with torch.inference_mode():
+            row[f"eager_b{batch}_ms"] = p50(lambda: model(x), a.runs)
+        path = (fast.slots[key].onnx or onnx_reader(model, size)[0]).path
+        reader = OnnxReader(path, a.threads)  # every thread on this one model
+        row[f"onnx_b{batch}_ms"] = p50(lambda: reader(x), a.runs)
+        spinning = OnnxReader(path, a.threads, spin=True)  # threads that spin between operators
+        row[f"onnx_spin_b{batch}_ms"] = p50(lambda: spinning(x), a.runs)
+        single = OnnxReader(path, 1)  # one thread: its share when the models read side by side
+        row[f"onnx_1thread_b{batch}_ms"] = p50(lambda: single(x), a.runs)
+        row[f"profile_b{batch}"] = profile(model, x)
+    row.update(backward_precisions(model, size, a.runs))
+    if key == "ddamfn":
+        row.update(mixconv_ablation(model, size, a.runs))
+    row["onnx_ratio_b2"] = row["eager_b2_ms"] / row["onnx_b2_ms"]
+    row["eager_gflops_per_s_b2"] = 2 * row["gflop_per_view"] / (row["eager_b2_ms"] / 1000)
+    row["onnx_gflops_per_s_b2"] = 2 * row["gflop_per_view"] / (row["onnx_b2_ms"] / 1000)
+    if a.compile:
+        compiled = torch.compile(model)
+        x = torch.randn(2, 3, size, size)
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            compiled(x)
+        row["compile_s"] = time.perf_counter() - t1
+        with torch.inference_mode():
+            row["compiled_b2_ms"] = p50(lambda: compiled(x), a.runs)
+    return row
+
+
+def branches(a, fast) -> dict:
+    """The two branches one after the other on every thread, against side by side on one thread each (the page)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pairs = [(OnnxReader(fast.slots[k].onnx.path, t), torch.randn(2, 3, fast.slots[k].size, fast.slots[k].size))
+             for k in ("ddamfn", "resnet_dda") for t in (a.threads, 1)]
+    (d_all, xd), (d_one, _), (r_all, xr), (r_one, _) = pairs
+    res = {"branches_one_after_the_other_ms": p50(lambda: (d_all(xd), r_all(xr)), a.runs)}
+    with ThreadPoolExecutor(1) as pool:
+        def side_by_side():
+            f = pool.submit(d_one, xd)
+            r_one(xr)
+            f.result()
+
+        res["branches_side_by_side_ms"] = p50(side_by_side, a.runs)
+    print(f"the two branches: one after the other {res['branches_one_after_the_other_ms']:.1f} ms, side by side "
+          f"{res['branches_side_by_side_ms']:.1f} ms", flush=True)
+    return res
+
+
+def photo(a, eager, fast, startup_s) -> dict:
+    """A photo on the page's path: eager against ONNX Runtime, per stage, with maps, and the three models' time."""
+    from fer_core.images import load_image
+
+    rgb = load_image(a.photo)
+    res = {}
+    for name, analyzer in (("eager", eager), ("onnx", fast)):
+        res[f"photo_no_maps_{name}_ms"] = p50(lambda: analyzer.analyze(rgb), a.runs)
+        res[f"per_stage_{name}_ms"] = analyzer.analyze(rgb).timings_ms
+    res["photo_with_maps_ms"] = p50(lambda: fast.analyze(rgb, maps=True), max(5, a.runs // 3))
+    res["photo_ratio"] = res["photo_no_maps_eager_ms"] / res["photo_no_maps_onnx_ms"]
+    # the three models' wall time on the page's path (side by side, their own stages overlap), p50
+    three = float(np.median([fast.analyze(rgb).timings_ms["models"] for _ in range(a.runs)]))
+    res["three_models_onnx_ms"] = three
+    print(f"photo without maps: eager {res['photo_no_maps_eager_ms']:.1f} ms, ONNX {res['photo_no_maps_onnx_ms']:.1f} "
+          f"ms ({res['photo_ratio']:.2f}x); the three models {three:.1f} ms; with both maps "
+          f"{res['photo_with_maps_ms']:.1f} ms; analyzer start {startup_s:.1f} s", flush=True)
+    return res
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_page_options(ap)
     ap.add_argument("--compile", action="store_true", help="also torch.compile each model (minutes)")
     ap.add_argument("--accuracy", action="store_true", help="FER+ valid accuracy of each engine")
-    ap.add_argument("--ferplus", default=str(ROOT.parent / "shared/datasets/ferplus"))
+    ap.add_argument("--ferplus", default=None, help="FER+ root (default: $FER_DATA/ferplus)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -160,72 +234,15 @@ def main(argv=None):
     for key, slot in eager.shown.items():
         if key == "fusion":
             continue
-        model, size = slot.model, slot.size
-        row = {"input": size, "gflop_per_view": flops(model, torch.zeros(1, 3, size, size)) / 1e9}
-        for batch in (1, 2):
-            x = torch.randn(batch, 3, size, size)
-            with torch.inference_mode():
-                row[f"eager_b{batch}_ms"] = p50(lambda: model(x), a.runs)
-            path = (fast.slots[key].onnx or onnx_reader(model, size)[0]).path
-            reader = OnnxReader(path, a.threads)  # every thread on this one model
-            row[f"onnx_b{batch}_ms"] = p50(lambda: reader(x), a.runs)
-            spinning = OnnxReader(path, a.threads, spin=True)  # threads that spin between operators
-            row[f"onnx_spin_b{batch}_ms"] = p50(lambda: spinning(x), a.runs)
-            single = OnnxReader(path, 1)  # one thread: its share when the models read side by side
-            row[f"onnx_1thread_b{batch}_ms"] = p50(lambda: single(x), a.runs)
-            row[f"profile_b{batch}"] = profile(model, x)
-        row.update(backward_precisions(model, size, a.runs))
-        if key == "ddamfn":
-            row.update(mixconv_ablation(model, size, a.runs))
-        row["onnx_ratio_b2"] = row["eager_b2_ms"] / row["onnx_b2_ms"]
-        row["eager_gflops_per_s_b2"] = 2 * row["gflop_per_view"] / (row["eager_b2_ms"] / 1000)
-        row["onnx_gflops_per_s_b2"] = 2 * row["gflop_per_view"] / (row["onnx_b2_ms"] / 1000)
-        if a.compile:
-            compiled = torch.compile(model)
-            x = torch.randn(2, 3, size, size)
-            t1 = time.perf_counter()
-            with torch.inference_mode():
-                compiled(x)
-            row["compile_s"] = time.perf_counter() - t1
-            with torch.inference_mode():
-                row["compiled_b2_ms"] = p50(lambda: compiled(x), a.runs)
-        res["models"][key] = row
+        res["models"][key] = row = model_row(a, key, slot, fast)
         print(key, {k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()
                     if not k.startswith("profile")}, flush=True)
-    # the two branches one after the other on every thread, against side by side on one thread each (the page)
-    from concurrent.futures import ThreadPoolExecutor
-
-    pairs = [(OnnxReader(fast.slots[k].onnx.path, t), torch.randn(2, 3, fast.slots[k].size, fast.slots[k].size))
-             for k in ("ddamfn", "resnet_dda") for t in (a.threads, 1)]
-    (d_all, xd), (d_one, _), (r_all, xr), (r_one, _) = pairs
-    res["branches_one_after_the_other_ms"] = p50(lambda: (d_all(xd), r_all(xr)), a.runs)
-    with ThreadPoolExecutor(1) as pool:
-        def side_by_side():
-            f = pool.submit(d_one, xd)
-            r_one(xr)
-            f.result()
-
-        res["branches_side_by_side_ms"] = p50(side_by_side, a.runs)
-    print(f"the two branches: one after the other {res['branches_one_after_the_other_ms']:.1f} ms, side by side "
-          f"{res['branches_side_by_side_ms']:.1f} ms", flush=True)
-    from fer_core.images import load_image
-
-    rgb = load_image(a.photo)
-    for name, analyzer in (("eager", eager), ("onnx", fast)):
-        res[f"photo_no_maps_{name}_ms"] = p50(lambda: analyzer.analyze(rgb), a.runs)
-        res[f"per_stage_{name}_ms"] = analyzer.analyze(rgb).timings_ms
-    res["photo_with_maps_ms"] = p50(lambda: fast.analyze(rgb, maps=True), max(5, a.runs // 3))
-    res["photo_ratio"] = res["photo_no_maps_eager_ms"] / res["photo_no_maps_onnx_ms"]
-    # the three models' wall time on the page's path (side by side, their own stages overlap), p50
-    three = float(np.median([fast.analyze(rgb).timings_ms["models"] for _ in range(a.runs)]))
-    res["three_models_onnx_ms"] = three
-    print(f"photo without maps: eager {res['photo_no_maps_eager_ms']:.1f} ms, ONNX {res['photo_no_maps_onnx_ms']:.1f} "
-          f"ms ({res['photo_ratio']:.2f}x); the three models {three:.1f} ms; with both maps "
-          f"{res['photo_with_maps_ms']:.1f} ms; analyzer start {startup_s:.1f} s", flush=True)
+    res.update(branches(a, fast))
+    res.update(photo(a, eager, fast, startup_s))
     if a.accuracy:
         from fer_core.data import read_dataset
 
-        ds = read_dataset("ferplus", a.ferplus, "valid")
+        ds = read_dataset("ferplus", a.ferplus or dataset_root("ferplus"), "valid")
         engines = [("eager", eager), ("onnx", fast)] + ([("compiled", compiled_analyzer(names))] if a.compile else [])
         res["ferplus_valid"] = {name: ferplus_accuracy(analyzer, ds) for name, analyzer in engines}
         print("FER+ valid", res["ferplus_valid"], flush=True)

@@ -13,20 +13,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from bench.timing import p50_interleaved
+from fer_core.predict import Analyzer
+from fer_core.runtime import OnnxReader
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from bench.timing import p50_interleaved  # noqa: E402
-from fer_core.predict import Analyzer  # noqa: E402
-from fer_core.runtime import OnnxReader  # noqa: E402
 
 
 METHODS = ("minmax", "percentile")  # how the activations' ranges are calibrated
@@ -44,8 +42,13 @@ def accuracy(reader, slot, images, labels, names, batch: int = 128) -> float:
 
 
 def quantize(slot, fp32_path: Path, out: Path, images, method: str = "percentile") -> Path:
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     class Reader(CalibrationDataReader):
         def __init__(self):

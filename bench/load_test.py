@@ -3,26 +3,38 @@
 Checks: no errors, the queue stays bounded (the app's queue max_size), the server's memory stays flat; prints
 p50 / p95 latency. Traffic goes to 127.0.0.1 only.
 
-    python bench/load_test.py --clients 20 --requests 25 --json load.json
-    python bench/load_test.py --url http://127.0.0.1:7860 --clients 4 --requests 5
+    python -m bench.load_test --clients 20 --requests 25 --json load.json
+    python -m bench.load_test --url http://127.0.0.1:7860 --clients 4 --requests 5
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
+
+from demo.serve import rss_mb, start_app, stop_app
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 
-from demo.serve import rss_mb, start_app, stop_app  # noqa: E402
+def summary(a, lat, errors, mem, wall) -> dict:
+    """Latency percentiles, errors, throughput, and the app's memory over the run."""
+    lat_ms = np.array(lat) * 1000
+    res = {"clients": a.clients, "requests_each": a.requests, "completed": len(lat), "errors": len(errors),
+           "error_examples": errors[:5], "p50_ms": float(np.median(lat_ms)) if len(lat) else None,
+           "p95_ms": float(np.percentile(lat_ms, 95)) if len(lat) else None, "wall_s": round(wall, 1),
+           "throughput_per_s": round(len(lat) / wall, 2)}
+    if mem:  # after warm-up (the first quarter), the second quarter against the last
+        q = max(1, len(mem) // 4)
+        res.update(rss_first_mb=round(float(mem[0]), 1), rss_second_quarter_mb=round(float(np.median(mem[q:2 * q])), 1),
+                   rss_last_quarter_mb=round(float(np.median(mem[-q:])), 1), rss_max_mb=round(max(mem), 1))
+    return res
 
 
 def main(argv=None):
@@ -39,8 +51,7 @@ def main(argv=None):
     proc, url = None, a.url
     if url is None:
         if a.weights_dir is None and not (ROOT / "weights" / "ddamfn" / "config.json").exists():
-            sys.path.insert(0, str(ROOT / "tests"))
-            from fixtures import make_weights
+            from tests.fixtures import make_weights
 
             scratch = tempfile.TemporaryDirectory()  # goes when the benchmark ends
             a.weights_dir = str(make_weights(Path(scratch.name)))
@@ -80,15 +91,7 @@ def main(argv=None):
         stop.set()
         if proc is not None:
             stop_app(proc)
-    lat_ms = np.array(lat) * 1000
-    res = {"clients": a.clients, "requests_each": a.requests, "completed": len(lat), "errors": len(errors),
-           "error_examples": errors[:5], "p50_ms": float(np.median(lat_ms)) if len(lat) else None,
-           "p95_ms": float(np.percentile(lat_ms, 95)) if len(lat) else None, "wall_s": round(wall, 1),
-           "throughput_per_s": round(len(lat) / wall, 2)}
-    if mem:  # after warm-up (the first quarter), the second quarter against the last
-        q = max(1, len(mem) // 4)
-        res.update(rss_first_mb=round(float(mem[0]), 1), rss_second_quarter_mb=round(float(np.median(mem[q:2 * q])), 1),
-                   rss_last_quarter_mb=round(float(np.median(mem[-q:])), 1), rss_max_mb=round(max(mem), 1))
+    res = summary(a, lat, errors, mem, wall)
     print(json.dumps(res, indent=2))
     if a.json:
         Path(a.json).write_text(json.dumps(res, indent=2))

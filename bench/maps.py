@@ -16,27 +16,25 @@ Each is the models' wall time (p50 over --runs, the variants timed in turns) on 
 with maps in float32), the largest difference between the maps of ``separate`` and ``merged_onnx_float32`` (the
 same maps: a check, not a timing), and between ``separate``'s and the page's with their correlation.
 
-    python bench/maps.py --json out.json [--runs 30] [--threads 2]
+    python -m bench.maps --json out.json [--runs 30] [--threads 2]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
+from bench.timing import add_page_options, p50_interleaved
+from fer_core.explain import gradcam_with_details, gradcams_from_leaves, own_attention, resize_maps
+from fer_core.images import load_image
+from fer_core.predict import MODEL_KEYS, Analyzer, _view_logits
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from bench.timing import add_page_options, p50_interleaved  # noqa: E402
-from fer_core.explain import gradcam_with_details, gradcams_from_leaves, own_attention, resize_maps  # noqa: E402
-from fer_core.images import load_image  # noqa: E402
-from fer_core.predict import MODEL_KEYS, Analyzer, _view_logits  # noqa: E402
 
 
 def separate(analyzer: Analyzer, crops: dict, size: int = 224) -> dict:

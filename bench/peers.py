@@ -18,31 +18,29 @@ Reported for each of our shipped models and for fer's model, on the same 48x48 f
   models, without and with both maps; fer with its Haar settings and its model).
 
     pip install -r requirements-bench.txt && pip install --no-deps fer==25.10.3
-    python bench/peers.py --json bench_peers.json [--weights-dir weights] [--markdown table.md]
+    python -m bench.peers --json bench_peers.json [--weights-dir weights] [--markdown table.md]
 """
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import json
-import sys
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
+import torch
+
+from bench.timing import p50
+from fer_core.data import read_dataset
+from fer_core.faces import YuNetDetector, make_detector
+from fer_core.images import load_image
+from fer_core.predict import MODEL_KEYS, Analyzer
+from fer_core.preprocess import build_transform, resolve_data_config
+from fer_core.train.evaluation import evaluate_model, score_by_name
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from bench.timing import p50  # noqa: E402
-from fer_core.data import read_dataset  # noqa: E402
-from fer_core.faces import YuNetDetector, make_detector  # noqa: E402
-from fer_core.images import load_image  # noqa: E402
-from fer_core.predict import MODEL_KEYS, Analyzer  # noqa: E402
-from fer_core.preprocess import build_transform, resolve_data_config  # noqa: E402
-from fer_core.train.evaluation import evaluate_model, score_by_name  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # fer's FER._get_labels order

@@ -10,8 +10,8 @@
 
 ``ratio_vs_reference`` = ours / reference, per case, in images per second.
 
-    python bench/train_throughput.py --json bench_train.json                # CPU (all cores), or GPU if present
-    python bench/train_throughput.py --threads 1 --cases ddamfn             # one core, one case
+    python -m bench.train_throughput --json bench_train.json                # CPU (all cores), or GPU if present
+    python -m bench.train_throughput --threads 1 --cases ddamfn             # one core, one case
 
 FER2013 class folders serve both loops (the same 48x48 pixels as FER+); pass --image-folder to point elsewhere.
 """
@@ -21,25 +21,23 @@ import argparse
 import csv
 import json
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+import torchvision
+from torchvision import transforms as T
+
+from fer_core import create_model
+from fer_core.data import read_image_folder, save_cache
+from fer_core.data.datasets import ImageDataset
+from fer_core.hardware import AMP_DTYPES, cpu_has_native_bf16, resolve_amp
+from fer_core.models import attention_loss, get_entry
+from fer_core.train import TrainConfig, train
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-import torchvision  # noqa: E402
-from torchvision import transforms as T  # noqa: E402
-
-from fer_core import create_model  # noqa: E402
-from fer_core.data import read_image_folder, save_cache  # noqa: E402
-from fer_core.data.datasets import ImageDataset  # noqa: E402
-from fer_core.models import attention_loss, get_entry  # noqa: E402
-from fer_core.train import TrainConfig, train  # noqa: E402
-from fer_core.train.hardware import AMP_DTYPES, cpu_has_native_bf16, resolve_amp  # noqa: E402
 
 # What ships (weights/*/config.json records the same) against the seed's loop at the seed's input size.
 CASES = {

@@ -1,27 +1,25 @@
 """Analysed frames per second of a clip with one face, without maps, as the video tab and the CLI read it
 (fer_core.video: decode, detect, track, the three models): ONNX Runtime against eager torch in the same run.
 
-    python bench/video_throughput.py --json out.json [--frames 120] [--size 640x480]
+    python -m bench.video_throughput --json out.json [--frames 120] [--size 640x480]
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
+import torch
+
+from fer_core.images import load_image
+from fer_core.predict import MODEL_KEYS, Analyzer
+from fer_core.video import analyze_video
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from fer_core.images import load_image  # noqa: E402
-from fer_core.predict import MODEL_KEYS, Analyzer  # noqa: E402
-from fer_core.video import analyze_video  # noqa: E402
 
 
 def make_clip(path: Path, frames: int, size: tuple[int, int], fps: int = 30) -> Path:

@@ -75,7 +75,7 @@ def confusion_images(models: dict) -> list[tuple[np.ndarray, str]]:
 
     from PIL import Image
 
-    from fer_core.train.plots import plot_confusion
+    from fer_core.plots import plot_confusion
 
     out = []
     for key, m in models.items():

@@ -17,6 +17,7 @@ import numpy as np
 from fer_core.explain import overlay
 from fer_core.files import write_bytes_atomic
 from fer_core.images import gray_to_rgb
+from fer_core.records import records_text
 from fer_core.results import Analysis, ModelResult, display_name
 
 BOX_COLOURS = [(46, 204, 113), (52, 152, 219), (231, 76, 60), (241, 196, 15), (155, 89, 182)]
@@ -29,18 +30,24 @@ def draw_faces(analysis: Analysis, selected: int | None = None, captions: dict |
     """The photo with a numbered box (and YuNet's landmarks) per face; the selected face's box is thicker.
     ``captions`` (face index -> text) writes a reading beside each number; ``numbers`` (face index -> the number
     to show, e.g. a tracked face's) replaces the left-to-right index."""
-    rgb = analysis.image
+    return draw_boxes(analysis.image, [((numbers or {}).get(f.index, f.index), f.box, f.landmarks,
+                                        (captions or {}).get(f.index)) for f in analysis.faces], selected)
+
+
+def draw_boxes(rgb: np.ndarray, boxes, selected: int | None = None) -> np.ndarray:
+    """A copy of ``rgb`` with each face's box drawn: ``boxes`` holds ``(number, [x, y, w, h], landmarks or None,
+    caption or None)``; the number picks the colour (the same face keeps its colour over a clip), the selected
+    number's box is thicker. The one drawer of face boxes, for photos and for a clip's frames."""
     out = rgb.copy()
     scale = max(1.0, max(rgb.shape[:2]) / 600)
-    for f in analysis.faces:
-        number = (numbers or {}).get(f.index, f.index)
-        x, y, w, h = (int(round(v)) for v in f.box)
+    for number, box, landmarks, text in boxes:
+        x, y, w, h = (int(round(v)) for v in box)
         colour = BOX_COLOURS[(number - 1) % len(BOX_COLOURS)]
         thick = int(round((4 if number == selected else 2) * scale))
         cv2.rectangle(out, (x, y), (x + w, y + h), colour, thick)
-        for px, py in f.landmarks or []:
+        for px, py in landmarks or []:
             cv2.circle(out, (int(px), int(py)), max(1, int(2 * scale)), colour, -1)
-        label = str(number) + (f" {captions[f.index]}" if captions and f.index in captions else "")
+        label = str(number) + (f" {text}" if text else "")
         fs = 0.8 * scale
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, fs, max(1, int(2 * scale)))
         cv2.rectangle(out, (x, max(0, y - th - 8)), (x + tw + 8, y), colour, -1)
@@ -88,20 +95,16 @@ def timeline_figure(timeline: dict, labels, keys, title: str = ""):
 
 
 def analysis_downloads(analysis: Analysis, annotated: np.ndarray, labels) -> list[str]:
-    """The analysis as JSON and CSV, and the annotated image, as files to download (named by their content)."""
-    import csv
-    import io
-    import json
+    """The analysis as JSON and CSV (:mod:`fer_core.records`, as the CLI writes them), and the annotated image, as
+    files to download (named by their content)."""
+    return [*records_files([{"file": "photo", "frame": None, **analysis.to_json()}], labels, "analysis"),
+            to_file(annotated)]
 
-    from fer_core.video import CSV_HEADER, rows
 
-    record = {"frame": None, "time_s": None, **analysis.to_json()}
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(CSV_HEADER + list(labels))
-    w.writerows(rows([record], labels, "photo"))
-    return [to_file_bytes(json.dumps(record, indent=2).encode(), "analysis", ".json"),
-            to_file_bytes(buf.getvalue().encode(), "analysis", ".csv"), to_file(annotated)]
+def records_files(records, labels, stem: str) -> list[str]:
+    """Records as a JSON and a CSV file to download (:func:`fer_core.records.records_text`)."""
+    json_text, csv_text = records_text(records, labels)
+    return [to_file_bytes(json_text.encode(), stem, ".json"), to_file_bytes(csv_text.encode(), stem, ".csv")]
 
 
 def input_view(m: ModelResult, size: int = MAP_SIZE) -> np.ndarray:

@@ -4,19 +4,16 @@ each model's probability of each class over time, the frame at any moment with i
 CSV and JSON to take away. The same code as the CLI (:mod:`fer_core.video`)."""
 from __future__ import annotations
 
-import csv
-import io
-import json
 import time
 
 import cv2
 import gradio as gr
 
 from fer_core.images import ImageInputError
-from fer_core.video import CSV_HEADER, MAX_FRAMES, MAX_SECONDS, analyze_video, rows, timelines
+from fer_core.video import MAX_FRAMES, MAX_SECONDS, analyze_video, timelines
 
 from .common import READING_INFO, READINGS, STATE_TTL_S, Page
-from .render import BOX_COLOURS, timeline_figure, to_file, to_file_bytes
+from .render import draw_boxes, records_files, timeline_figure, to_file
 
 LIMITS = (f"Up to {MAX_SECONDS} s and {MAX_FRAMES} frames; MP4 (H.264), WebM, AVI, MOV, MKV: what OpenCV reads. "
           "Every n-th frame is read without maps (about 25 ms per face and frame on a 2-core CPU, plus finding the "
@@ -96,27 +93,20 @@ class VideoTab:
         if not ok:
             return None
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        scale = max(1.0, max(rgb.shape[:2]) / 600)
+        boxes = []
         for f in rec["faces"]:
-            x, y, w, h = (int(round(v)) for v in f["box"])
-            colour = BOX_COLOURS[(f["track"] - 1) % len(BOX_COLOURS)]
-            cv2.rectangle(rgb, (x, y), (x + w, y + h), colour, max(1, int(2 * scale)))
             m = f["models"].get("fusion") or next(iter(f["models"].values()))
-            text = f"{f['track']} {m['top']} {m['confidence']:.2f}" + (" ?" if f.get("uncertain") else "")
-            cv2.putText(rgb, text, (x, max(12, y - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.7 * scale, colour,
-                        max(1, int(2 * scale)))
+            boxes.append((f["track"], f["box"], f.get("landmarks"),
+                          f"{m['top']} {m['confidence']:.2f}" + (" ?" if f.get("uncertain") else "")))
+        rgb = draw_boxes(rgb, boxes)
+        scale = max(1.0, max(rgb.shape[:2]) / 600)
         t = rec.get("time_s")
         cv2.putText(rgb, f"frame {rec['frame']}" + (f", {t:.2f} s" if t is not None else ""), (8, rgb.shape[0] - 10),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (255, 255, 255), max(1, int(2 * scale)))
         return to_file(rgb)
 
     def _downloads(self, records) -> list[str]:
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(CSV_HEADER + list(self.page.labels))
-        w.writerows(rows(records, self.page.labels, "clip"))
-        return [to_file_bytes(buf.getvalue().encode(), "readings", ".csv"),
-                to_file_bytes(json.dumps(records, indent=1).encode(), "readings", ".json")]
+        return records_files([{"file": "clip", **r} for r in records], self.page.labels, "readings")
 
     def show_track(self, state, track):
         if not isinstance(state, dict):

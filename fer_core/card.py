@@ -99,17 +99,31 @@ def _warm_start_lines(prov: dict) -> list[str]:
 
 
 def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
-    prov = config.get("provenance", {})
-    dataset = prov.get("dataset", "unknown")
+    """The model card (README.md) of a weights folder, from its config.json: front matter the Hub reads, the
+    architecture and input, how it was trained, the measured results, the pictures and the limits."""
+    lines = (_front_matter(config, repo_id) + _architecture_lines(config) + _training_lines(config)
+             + _results_lines(config))
+    for img in images:
+        lines += ["", f"![{img}]({img})"]
+    lines += ["", "## Limits", ""] + [f"- {text}" for text in limits(config.get("provenance", {}))] + [""]
+    return "\n".join(lines)
+
+
+def _dataset_name(config: dict) -> str:
+    return config.get("provenance", {}).get("dataset", "unknown").removeprefix("cache:").split(".")[0]
+
+
+def _front_matter(config: dict, repo_id: str) -> list[str]:
+    return ["---", "library_name: fer_core", "license: mit", "pipeline_tag: image-classification",
+            "tags: [facial-expression-recognition, " + config["architecture"] + "]", "---", "",
+            f"# {config['architecture']} ({_dataset_name(config)})" + (f" — `{repo_id}`" if repo_id else ""), "",
+            f"Facial-expression recognition, {config['num_classes']} classes: " + ", ".join(config["label_names"])
+            + ".", ""]
+
+
+def _architecture_lines(config: dict) -> list[str]:
     size = config["input_size"]
-    evals = evaluations(config)
-    lines = [
-        "---", "library_name: fer_core", "license: mit", "pipeline_tag: image-classification",
-        "tags: [facial-expression-recognition, " + config["architecture"] + "]", "---", "",
-        f"# {config['architecture']} ({dataset.removeprefix('cache:').split('.')[0]})"
-        + (f" — `{repo_id}`" if repo_id else ""), "",
-        f"Facial-expression recognition, {config['num_classes']} classes: " + ", ".join(config["label_names"]) + ".",
-        "",
+    return [
         "## Architecture and input",
         f"- `{config['architecture']}` with `{json.dumps(config.get('model_args', {}))}`",
         f"- input {size[1]}x{size[2]}, {'grayscale replicated to 3 channels' if config.get('grayscale') else 'colour'},"
@@ -129,9 +143,12 @@ def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
         + (f"; branches by reference: {', '.join(r['weights'] for r in config['branch_refs'].values())}"
            if config.get("branch_refs") else ""),
         "",
-        "## Data and training",
-        f"- initialisation: {prov.get('init', 'from scratch (no pretrained backbone)')}",
     ]
+
+
+def _training_lines(config: dict) -> list[str]:
+    prov = config.get("provenance", {})
+    lines = ["## Data and training", f"- initialisation: {prov.get('init', 'from scratch (no pretrained backbone)')}"]
     for key in ("dataset", "protocol", "train_split", "selection_split", "selection_protocol", "seed", "epochs",
                 "epochs_completed", "best_epoch", "device", "precision", "commit", "command", "exported_by", "repair"):
         if key in prov:
@@ -147,39 +164,42 @@ def render_model_card(config: dict, repo_id: str = "", images=()) -> str:
                      + (f" (the run so far: {_fmt_seconds(prov['run_wall_time_s'])})"
                         if prov.get("run_wall_time_s", prov["wall_time_s"]) != prov["wall_time_s"] else ""))
     lines += _warm_start_lines(prov)
-    if dataset.removeprefix("cache:").split(".")[0] in LICENSE_NOTES:
-        lines.append(f"- data licence: {LICENSE_NOTES[dataset.removeprefix('cache:').split('.')[0]]}")
-    lines += ["", f"## Results of the stored form ({config.get('storage', 'float32')})", ""]
-    if evals:
-        lines += ["| evaluation | images | accuracy | balanced accuracy | ECE |", "|---|---|---|---|---|"]
-        for key, ev in evals.items():
-            lines.append(f"| {EVALUATION_TITLES.get(key, key)} | {ev.get('n', '-')} | {_pct(ev['accuracy'])} | "
-                         f"{_pct(ev.get('balanced_accuracy'))} | {_pct(ev.get('ece'))} |")
-        plain = {k: ev["without_flip"] for k, ev in evals.items() if isinstance(ev.get("without_flip"), dict)}
-        if plain:
-            lines += ["", "Without test-time flip (one forward per face instead of two): " + "; ".join(
-                f"{EVALUATION_TITLES.get(k, k).split(',')[0]} {_pct(v.get('accuracy'))} (balanced "
-                f"{_pct(v.get('balanced_accuracy'))})" for k, v in plain.items()) + "."]
-        names = list(config["label_names"])
-        lines += ["", "Recall per class:", "", "| class | " + " | ".join(evals) + " |",
-                  "|---|" + "---|" * len(evals)]
-        for n in names:
-            lines.append(f"| {n} | " + " | ".join(_pct(ev.get("recall", {}).get(n)) for ev in evals.values()) + " |")
-    else:
-        lines.append("No metrics recorded.")
+    if _dataset_name(config) in LICENSE_NOTES:
+        lines.append(f"- data licence: {LICENSE_NOTES[_dataset_name(config)]}")
+    return lines
+
+
+def _results_lines(config: dict) -> list[str]:
+    evals = evaluations(config)
+    lines = ["", f"## Results of the stored form ({config.get('storage', 'float32')})", ""]
+    if not evals:
+        return lines + ["No metrics recorded."] + _through_detector_lines(config)
+    lines += ["| evaluation | images | accuracy | balanced accuracy | ECE |", "|---|---|---|---|---|"]
+    for key, ev in evals.items():
+        lines.append(f"| {EVALUATION_TITLES.get(key, key)} | {ev.get('n', '-')} | {_pct(ev['accuracy'])} | "
+                     f"{_pct(ev.get('balanced_accuracy'))} | {_pct(ev.get('ece'))} |")
+    plain = {k: ev["without_flip"] for k, ev in evals.items() if isinstance(ev.get("without_flip"), dict)}
+    if plain:
+        lines += ["", "Without test-time flip (one forward per face instead of two): " + "; ".join(
+            f"{EVALUATION_TITLES.get(k, k).split(',')[0]} {_pct(v.get('accuracy'))} (balanced "
+            f"{_pct(v.get('balanced_accuracy'))})" for k, v in plain.items()) + "."]
+    lines += ["", "Recall per class:", "", "| class | " + " | ".join(evals) + " |", "|---|" + "---|" * len(evals)]
+    for n in config["label_names"]:
+        lines.append(f"| {n} | " + " | ".join(_pct(ev.get("recall", {}).get(n)) for ev in evals.values()) + " |")
+    return lines + _through_detector_lines(config)
+
+
+def _through_detector_lines(config: dict) -> list[str]:
     through = config.get("metrics", {}).get("ferplus_valid_through_detector")
-    if through:
-        lines += ["", f"Through the detector, as the page reads a photo (each FER+ valid crop enlarged "
-                      f"{through.get('scale', 4):g}x, bicubic, centred on a grey canvas "
-                      f"{through.get('canvas', 2):g}x its side, found by YuNet and cropped by the spec above): "
-                      f"{_pct(through['detection_rate'], 1)} of the "
-                      f"faces found, accuracy **{_pct(through['accuracy'])}** (balanced "
-                      f"{_pct(through.get('balanced_accuracy'))}; a face not found counts as wrong) against "
-                      f"{_pct(through.get('crop_accuracy'))} on the crops."]
-    for img in images:
-        lines += ["", f"![{img}]({img})"]
-    lines += ["", "## Limits", ""] + [f"- {text}" for text in limits(prov)] + [""]
-    return "\n".join(lines)
+    if not through:
+        return []
+    return ["", f"Through the detector, as the page reads a photo (each FER+ valid crop enlarged "
+                f"{through.get('scale', 4):g}x, bicubic, centred on a grey canvas "
+                f"{through.get('canvas', 2):g}x its side, found by YuNet and cropped by the spec above): "
+                f"{_pct(through['detection_rate'], 1)} of the "
+                f"faces found, accuracy **{_pct(through['accuracy'])}** (balanced "
+                f"{_pct(through.get('balanced_accuracy'))}; a face not found counts as wrong) against "
+                f"{_pct(through.get('crop_accuracy'))} on the crops."]
 
 
 TABLE_BEGIN, TABLE_END = "<!-- weights-table: begin -->", "<!-- weights-table: end -->"

@@ -104,7 +104,8 @@ class YuNetDetector:
 def yunet_path(path=None) -> Path:
     """The YuNet file: ``path``, else ``FER_YUNET_PATH``, else the embedded copy (its sha256 checked: a damaged
     copy is an error, not a silent switch), else the Hub copy."""
-    from .weights import WeightsError, fetch_file, sha256_file
+    from .sources import fetch_file
+    from .weights import WeightsError, sha256_file
 
     path = path or os.environ.get("FER_YUNET_PATH")
     if path:

@@ -6,6 +6,7 @@ or its two shorthands: the data goes to a unique temporary file beside the targe
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from contextlib import contextmanager
@@ -38,3 +39,20 @@ def write_bytes_atomic(path, data: bytes) -> Path:
 
 def write_text_atomic(path, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def project_root() -> Path:
+    """The project's checkout, for the commands that read or write its files (the weights tables, publishing): the
+    folder above this package when it holds ``app.py`` (a checkout, or an editable install of one), else the
+    current folder."""
+    here = Path(__file__).resolve().parent.parent
+    return here if (here / "app.py").is_file() else Path.cwd()
+
+
+def sha256_file(path) -> str:
+    """The sha256 of a file, read in 1 MB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -21,6 +21,11 @@ from pathlib import Path
 PROJECT_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"  # the copies shipped with the code
 HUB_ORG = "fer-attention"  # the default organisation; FER_HUB_ORG overrides it
 SOURCES = ("auto", "local", "hub")
+WEIGHTS_FILE, CONFIG_FILE = "model.safetensors", "config.json"  # the two files of a weights folder
+
+
+class WeightsError(RuntimeError):
+    """A weights file or config that cannot be used; the message names the file and what is wrong."""
 
 
 def hub_org() -> str:

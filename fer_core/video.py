@@ -128,18 +128,3 @@ def timelines(records, labels) -> dict:
             for key, m in face["models"].items():
                 tl.setdefault(key, []).append([m["probs"].get(c, 0.0) for c in labels])
     return {track: {k: (np.array(v) if k != "time" else v) for k, v in tl.items()} for track, tl in out.items()}
-
-
-CSV_HEADER = ["file", "frame", "time_s", "face", "model", "top", "confidence", "uncertain"]
-
-
-def rows(records, labels, source: str = "") -> list[list]:
-    """One CSV row per face, model and analysed frame (``CSV_HEADER`` then each label's probability)."""
-    out = []
-    for rec in records:
-        for face in rec.get("faces", []):
-            for key, m in face["models"].items():
-                out.append([source, rec.get("frame"), rec.get("time_s"), face.get("track", face["index"]), key,
-                            m["top"], m["confidence"], m.get("uncertain", False)]
-                           + [m["probs"].get(c, 0.0) for c in labels])
-    return out

@@ -1,5 +1,4 @@
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -8,8 +7,6 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 SHARED = ROOT.parent / "shared"
 # the ONNX files the tests build (fer_core.runtime) go to a folder of this run, not the user's cache; the apps the
 # tests start inherit it; the folder goes when the run ends

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
 GOLDEN = HERE / "golden.json"
 FERPLUS_VALID = ROOT.parent / "shared" / "datasets" / "ferplus" / "FER2013Valid"
 PHOTOS = [ROOT / "demo" / "examples" / "grace_hopper.jpg", ROOT / "demo" / "examples" / "astronaut.png"]

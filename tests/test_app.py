@@ -14,7 +14,7 @@ from PIL import Image
 from conftest import ROOT, SHARED
 from demo.serve import rss_mb, start_app, stop_app
 from fer_core.images import ImageInputError, load_image
-from fer_core.train.hardware import cpu_has_native_bf16
+from fer_core.hardware import cpu_has_native_bf16
 
 HOPPER = SHARED / "photos" / "grace_hopper.jpg"
 ASTRONAUT = SHARED / "photos" / "astronaut.png"

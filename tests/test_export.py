@@ -1,17 +1,14 @@
 """Shipping a weight: stored form written, measured on FER+ valid and FER2013 val, card and plots beside it."""
 import json
-import sys
 
 import torch
 
-from conftest import ROOT
 from fer_core import create_model, load_weights, save_pretrained
 from fer_core.labels import FERPLUS
 from fer_core.weights import build_config
 from fixtures import write_class_folders, write_ferplus
 
-sys.path.insert(0, str(ROOT / "train_scripts"))
-import export  # noqa: E402
+from fer_core.commands import export
 
 
 def test_export_measures_the_stored_form_and_writes_a_card(tmp_path):

@@ -9,7 +9,7 @@ import torch
 
 from fer_core import WeightsError, create_model, load_pretrained, save_pretrained
 from fer_core import pretrained as registry
-from fer_core import weights as weights_module
+from fer_core import sources
 from fer_core.labels import FERPLUS
 from fer_core.weights import build_config, sha256_file
 
@@ -30,7 +30,7 @@ def env(monkeypatch, tmp_path):
     """Online, an empty Hub cache, and the project's own weights/ (the fallback) moved to tmp/shipped."""
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("FER_WEIGHTS_DIR", raising=False)
-    monkeypatch.setattr(weights_module, "PROJECT_WEIGHTS", tmp_path / "shipped")
+    monkeypatch.setattr(sources, "PROJECT_WEIGHTS", tmp_path / "shipped")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     return tmp_path
 
@@ -134,7 +134,7 @@ def test_the_shipped_copy_comes_first_and_the_hub_only_when_asked(hub, weights, 
     assert _same(other, load_pretrained("ddamfn")) and _same(model, load_pretrained("ddamfn", source="local"))
     # local only: a missing copy is an error that says so, and nothing is sent
     monkeypatch.setenv("FER_WEIGHTS_SOURCE", "local")
-    monkeypatch.setattr(weights_module, "PROJECT_WEIGHTS", env / "nowhere")
+    monkeypatch.setattr(sources, "PROJECT_WEIGHTS", env / "nowhere")
     sent = len(hub.log)
     with pytest.raises(WeightsError, match="no copy in .*nowhere/ddamfn.*FER_WEIGHTS_SOURCE=local"):
         load_pretrained("ddamfn")

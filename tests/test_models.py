@@ -6,7 +6,7 @@ from fer_core import create_model, list_models
 from fer_core.models import attention_loss
 from fer_core.models.ddamfn import MixBlock
 from fer_core.models.layers import count_params
-from fer_core.train.hardware import cpu_has_native_bf16
+from fer_core.hardware import cpu_has_native_bf16
 
 # Small but real configurations of each registered model, and the input size each is run at here.
 TINY = {

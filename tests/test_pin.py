@@ -1,15 +1,12 @@
 """``train_scripts/pin.py``: the shipped folders against their pins, and the registry rewritten where they changed."""
 import json
-import sys
 from dataclasses import asdict
 
 import pytest
 
 from conftest import ROOT
 
-sys.path.insert(0, str(ROOT / "train_scripts"))
-
-import pin  # noqa: E402
+from fer_core.commands import pin
 
 from fer_core.pretrained import PRETRAINED  # noqa: E402
 from fer_core.weights import sha256_file  # noqa: E402

@@ -3,21 +3,19 @@ Space in one command; then, in a fresh cache with the weights moved away, every 
 with the local copies' logits, and a tampered config.json there is refused by name."""
 import dataclasses
 import json
-import sys
 
 import pytest
 import torch
 
 from conftest import ROOT
 from fer_core import pretrained as registry
-from fer_core import weights as weights_module
+from fer_core import sources
 
-sys.path.insert(0, str(ROOT / "train_scripts"))
 MODELS = ("ddamfn", "resnet_dda", "fusion")
 
 
 def test_dry_run_lists_every_file_with_its_size_and_destination(capsys):
-    import publish
+    from fer_core.commands import publish
 
     assert publish.main(["--org", "my-lab", "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -27,7 +25,7 @@ def test_dry_run_lists_every_file_with_its_size_and_destination(capsys):
             size = (ROOT / "weights" / registry.PRETRAINED[key].local_dir / name).stat().st_size
             assert f"model {repo}/{name}  {size:,d} bytes" in out, (repo, name)
     space = "my-lab/fer-attention-demo"
-    for name in ("app.py", "demo/ui.py", "fer_core/predict.py", "requirements.txt", "README.md",
+    for name in ("app.py", "demo/ui.py", "fer_core/predict/analyzer.py", "requirements.txt", "README.md",
                  "weights/resnet_dda/model.safetensors", "weights/yunet/face_detection_yunet.onnx"):
         assert f"space {space}/{name} " in out, name
     assert "tests/" not in out and "train_scripts/" not in out and "dry run: nothing uploaded" in out
@@ -36,7 +34,7 @@ def test_dry_run_lists_every_file_with_its_size_and_destination(capsys):
 @pytest.fixture
 def published(hub, tmp_path, monkeypatch, capsys):
     """Slim weights under the three shipped names, pinned, published to the stand-in with the Space."""
-    import publish
+    from fer_core.commands import publish
 
     from fer_core import create_model, save_pretrained
     from fer_core.weights import build_config, sha256_file
@@ -100,7 +98,7 @@ def test_publish_then_load_everything_from_the_stand_in(hub, published, tmp_path
     # a fresh cache, the weights moved away: everything comes from the stand-in, as the local copies
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "fresh-cache"))
-    monkeypatch.setattr(weights_module, "PROJECT_WEIGHTS", tmp_path / "moved-away")
+    monkeypatch.setattr(sources, "PROJECT_WEIGHTS", tmp_path / "moved-away")
     x = (torch.randn(2, 3, 64, 64), torch.randn(2, 3, 80, 80))
     for key, inp in (("ddamfn", x[0]), ("resnet_dda", x[1]), ("fusion", x)):
         loaded, local = load_pretrained(key), load_weights(w / key)
@@ -119,7 +117,7 @@ def test_a_tampered_config_on_the_hub_is_refused_by_name(hub, published, tmp_pat
     hub.put(repo, entry.revision, "config.json", json.dumps(config).encode())
     monkeypatch.setenv("HF_ENDPOINT", hub.url)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "fresh-cache"))
-    monkeypatch.setattr(weights_module, "PROJECT_WEIGHTS", tmp_path / "moved-away")
+    monkeypatch.setattr(sources, "PROJECT_WEIGHTS", tmp_path / "moved-away")
     with pytest.raises(WeightsError, match=r"config\.json: sha256 .* is not the pinned"):
         load_pretrained("ddamfn")
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, SHARED
+from conftest import SHARED
 from make_golden import GOLDEN, readings
 
 FERPLUS = SHARED / "datasets" / "ferplus"
@@ -64,10 +64,7 @@ def test_the_page_path_scores_what_evaluate_py_reports(shipped, valid):
     the figure its config.json and card record, which train_scripts/export.py measured with evaluate.py's
     evaluation, to 0.1 point; evaluate.py itself gives that figure again (run here for DDAMFN: the same function
     serves every model)."""
-    import sys
-
-    sys.path.insert(0, str(ROOT / "train_scripts"))
-    import evaluate
+    from fer_core.commands import evaluate
 
     results = shipped.read(list(valid.images))
     for key, slot in shipped.shown.items():

@@ -254,12 +254,10 @@ def test_the_docs_weights_tables_are_those_of_the_shipped_weights(tmp_path, caps
     """README.md and weights/README.md show the table train_scripts/weights_table.py writes from weights/; a
     changed figure is reported, and --write puts it right."""
     import shutil
-    import sys
     from pathlib import Path
 
     from conftest import ROOT as root
-    sys.path.insert(0, str(root / "train_scripts"))
-    import weights_table
+    from fer_core.commands import weights_table
 
     assert weights_table.main(["--check"]) == 0, capsys.readouterr().out
     doc = tmp_path / "README.md"

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.augment import AugmentConfig
+from ..hardware import AMP_CHOICES
 from ..models.fusion import MODES as FUSION_MODES
 from ..options import option
 from ..preprocess import IMAGENET_MEAN, IMAGENET_STD
 from ..weights import STORAGE_DTYPES
-from .hardware import AMP_CHOICES
 
 PROTOCOLS = ("majority", "probability")
 OPTIMIZERS = ("sgd", "adamw")

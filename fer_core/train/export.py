@@ -12,13 +12,13 @@ from pathlib import Path
 
 import torch
 
+from ..hardware import device_description
 from ..options import command_line
+from ..plots import plot_confusion, plot_curves
 from ..weights import build_config, load_pretrained, save_pretrained
 from .checkpoint import load_checkpoint
 from .evaluation import predict_logits
-from .hardware import device_description
 from .metrics import classification_report, expected_calibration_error, fit_temperature, summarize
-from .plots import plot_confusion, plot_curves
 from .state import Run
 
 
@@ -60,10 +60,11 @@ def provenance(run: Run, best: dict, argv=None) -> dict:
     best_epoch = best["best"]["epoch"]
     at_best = next((r for r in rows if int(r["epoch"]) == best_epoch), None)
     kind, _, path = cfg.data.partition(":")
-    invoked = " ".join(argv if argv is not None else sys.argv)
+    argv = list(argv if argv is not None else sys.argv)
+    invoked = " ".join(argv)
     if cfg.export_only or cfg.resume:  # the command that trains this run from the start, flag for flag
         flags = command_line(cfg, skip=("export_only", "resume"))
-        command = " ".join(["train_scripts/train.py"] + [shlex.quote(f) for f in flags])
+        command = " ".join(argv[:1] + [shlex.quote(f) for f in flags])
     else:
         command = invoked
     return {

@@ -1,11 +1,11 @@
 """Everything a run builds before its first step: the data splits, the model, the optimiser."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from dataclasses import replace
 
 from ..data import load_cache, read_dataset
 from ..data.holdout import first, only, read_list, without

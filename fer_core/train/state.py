@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from ..data.augment import GpuAugment
+from ..hardware import AMP_DTYPES
 from ..preprocess import DataConfig
 from .config import TrainConfig
-from .hardware import AMP_DTYPES
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""What the training device is, and which precision it trains fastest in without emulation.
+"""Which device a model runs on, and which precision it trains (and reads) fastest in without emulation.
 
 bf16 autocast pays on GPUs and on CPUs whose instruction set computes in bf16 natively (x86 AVX512-BF16 or
 AMX-BF16, Arm BF16 / SVE-BF16): there oneDNN's bf16 convolutions run at about twice the fp32 rate. On other CPUs
@@ -6,12 +6,24 @@ PyTorch would emulate bf16 through fp32 and run slower than fp32 itself, so ``au
 """
 from __future__ import annotations
 
+import os
 import platform
 
 import torch
 
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16")
 AMP_CHOICES = ("auto", "bf16", "fp16", "off")
+
+
+def resolve_device(device="auto") -> torch.device:
+    """``auto`` (``FER_DEVICE`` when set, else CUDA where there is one, else the CPU), or a device name."""
+    name = str(device)
+    if name == "auto":
+        name = os.environ.get("FER_DEVICE", "").strip() or ("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: no CUDA device here (use cpu or auto)")
+    return dev
 
 
 def cpu_has_native_bf16() -> bool:
