@@ -102,9 +102,9 @@ def analysis_downloads(analysis: Analysis, annotated: np.ndarray, labels) -> lis
 
 
 def records_files(records, labels, stem: str) -> list[str]:
-    """Records as a JSON and a CSV file to download (:func:`fer_core.records.records_text`)."""
+    """Records as a CSV and a JSON file to download (:func:`fer_core.records.records_text`)."""
     json_text, csv_text = records_text(records, labels)
-    return [to_file_bytes(json_text.encode(), stem, ".json"), to_file_bytes(csv_text.encode(), stem, ".csv")]
+    return [to_file_bytes(csv_text.encode(), stem, ".csv"), to_file_bytes(json_text.encode(), stem, ".json")]
 
 
 def input_view(m: ModelResult, size: int = MAP_SIZE) -> np.ndarray:

@@ -2,6 +2,7 @@
 ends; DDP on CPU with two gloo processes; evaluation JSON."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -197,3 +198,34 @@ def test_a_diverging_run_stops_with_a_clear_error_and_saves_nothing_non_finite(f
     for name in ("last.pt", "best.pt"):
         if (out / name).exists():
             assert not nonfinite_tensors(torch.load(out / name, map_location="cpu", weights_only=False)["model"])
+
+
+def test_refit_trains_on_the_slice_too_and_keeps_the_chosen_epoch_and_temperature(ferplus, tmp_path):
+    """``--refit WEIGHTS``: the chosen run's flags again, its selection slice folded into training; the run stops
+    at the epoch that run chose and keeps its temperature and balanced setting, recording what it refits."""
+    names = sorted(p.name for p in (ferplus / "FER2013Train").glob("*.png"))
+    (tmp_path / "slice.txt").write_text("\n".join(names[:6]) + "\n")
+    slim = ["--model", "resnet18_dda", "--model-args", '{"dda_stages": [3, 4], "dda_width": 32, "c_mid": 32}',
+            "--input-size", "48", "--epochs", "3", "--batch-size", "8", "--lr", "0.02", "--warmup-epochs", "0",
+            "--no-tta-flip", "--data", f"ferplus:{ferplus}", "--select", str(tmp_path / "slice.txt"),
+            "--ema-decay", "0.9"]
+    first = _run(slim + ["--out", str(tmp_path / "chosen")])
+    chosen_dir = tmp_path / "chosen" / "export"
+    chosen = json.loads((chosen_dir / "config.json").read_text())
+    chosen["balanced"] = {"tau": 0.5, "prior": [0.125] * 8, "chosen_on": "a test"}
+    (chosen_dir / "config.json").write_text(json.dumps(chosen))
+    r = _run(slim + ["--refit", str(chosen_dir), "--out", str(tmp_path / "refit")])
+    counts = [[int(n) for n in re.findall(r"(\d+) images", out.stdout + out.stderr)[:2]] for out in (first, r)]
+    assert counts[1] == [counts[0][0] + counts[0][1], counts[0][1]]  # train, slice: the slice trains too
+    refit = json.loads((tmp_path / "refit" / "export" / "config.json").read_text())
+    prov = refit["provenance"]
+    assert prov["best_epoch"] == chosen["provenance"]["best_epoch"] == prov["epochs_completed"]
+    assert refit["temperature"] == chosen["temperature"] and refit["balanced"] == chosen["balanced"]
+    assert prov["refit_of"]["epoch"] == prov["best_epoch"] and "included" in prov["train_split"]
+    assert "validation" not in refit["metrics"]  # the slice was training data
+    # another schedule than the chosen run's is refused before any training
+    bad = subprocess.run(TRAIN + slim[:7] + ["4"] + slim[8:] + ["--refit", str(chosen_dir), "--out",
+                                                                 str(tmp_path / "x")],
+                         capture_output=True, text=True, env=_env(), timeout=300)
+    assert bad.returncode != 0 and "--epochs 3" in bad.stderr
+

@@ -240,7 +240,8 @@ def test_teach_reads_as_the_page_does_and_as_torch_does(tmp_path, test_weights):
     assert np.abs(a["probs"] - b["probs"]).max() < 1e-4 and np.allclose(a["probs"].sum(1), 1, atol=1e-5)
     assert a["probs"].std(0).max() > 1e-3  # the faces are told apart: not one row repeated
     assert [t.split("@sha256:")[0] for t in a["teachers"]] == teachers
-    assert str(a["command"]).startswith("train_scripts/teach.py --teachers ") and "--engine onnx" in str(a["command"])
+    # called from Python, the command is recorded as its console command
+    assert str(a["command"]).startswith("fer-teach --teachers ") and "--engine onnx" in str(a["command"])
     # a teacher that a registered weight pins is named by its Hub revision too (tiny models: by sha256 alone)
     from types import SimpleNamespace
 

@@ -17,18 +17,18 @@ fer-publish        fer_core.commands.publish    the model repos and the Space on
 """
 from __future__ import annotations
 
-import os
 import sys
+from pathlib import Path
 
 
-def program() -> str:
-    """How the running command was called, for the provenance a run records: a script's path as given
-    (``train_scripts/train.py``), a console command's name (``fer-train``), a module's ``python -m`` name."""
-    arg0 = sys.argv[0] if sys.argv and sys.argv[0] else "fer"
-    if arg0.endswith(".py"):
-        main = sys.modules.get("__main__")
-        spec = getattr(main, "__spec__", None)
-        if spec is not None and spec.name.startswith("fer_core."):
-            return f"python -m {spec.name}"
-        return os.path.relpath(arg0) if os.path.isabs(arg0) else arg0
-    return os.path.basename(arg0)
+def program(command: str) -> str:
+    """How the running command was called, for the provenance a run records: ``train_scripts/NAME.py`` when run by
+    that path, ``python -m fer_core.commands.NAME`` when run as a module, else its console command (``command``,
+    e.g. ``fer-train``; also when called from Python)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name.startswith("fer_core."):
+        return f"python -m {spec.name}"
+    arg0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path()
+    if arg0.suffix == ".py" and arg0.parent.name == "train_scripts":
+        return f"train_scripts/{arg0.name}"
+    return command

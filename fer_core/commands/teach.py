@@ -62,7 +62,7 @@ def main(argv=None):
     else:
         probs = read_probabilities(models, ds.images, a.engine)
     ids = [teacher_id(t, m) for t, m in zip(a.teachers, models)]
-    command = " ".join([program()] + [shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv)])
+    command = " ".join([program("fer-teach")] + [shlex.quote(x) for x in (sys.argv[1:] if argv is None else argv)])
     out = save_teacher(a.out, [os.path.basename(p) for p in ds.paths], list(ds.label_set.names), probs, ids, command)
     agree = float((probs.argmax(1) == ds.labels).mean())
     print(f"wrote {out}: {len(ds)} images, teachers {ids}; their top class is the label's for {agree:.1%} "

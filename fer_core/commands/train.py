@@ -30,7 +30,7 @@ def parse(argv=None) -> TrainConfig:
 
 def main(argv=None):
     argv = list(argv if argv is not None else sys.argv[1:])
-    train(parse(argv), argv=[program()] + argv)
+    train(parse(argv), argv=[program("fer-train")] + argv)
 
 
 if __name__ == "__main__":

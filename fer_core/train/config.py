@@ -32,6 +32,9 @@ class TrainConfig:
     val_protocol: str = option("majority", "protocol of the selection split (read from KIND:PATH)", PROTOCOLS)
     select: str = option("", "hold these training images out and select on them instead of --val-split: "
                               "'ferplus' (the shipped stratified tenth of FER+ train) or a file of image names")
+    refit: str = option("", "refit a chosen run on the whole training split, its --select slice included: the weights "
+                             "folder it exported; give its flags again (same schedule), the run stops at its chosen "
+                             "epoch and keeps its temperature and balanced setting (judge it on --val-split, once)")
     distill: str = option("", "teacher probabilities for the training images (train_scripts/teach.py's .npz)")
     distill_weight: float = option(0.5, "with --distill: the target is (1 - w) x the labels + w x the teachers'")
     input_size: int = option(0, "input side in pixels (0: the model's registered size)")

@@ -33,7 +33,9 @@ def finish(run: Run, argv=None) -> dict:
     logits = predict_logits(model, run.val_images, run.data,
                             amp_dtype=run.amp_dtype, channels_last=cfg.channels_last).cpu()
     labels = run.train_ds.label_set
-    temperature = fit_temperature(logits, torch.from_numpy(run.val_ds.labels))
+    # a refit has no faces it did not train on: it keeps the temperature of the run it refits
+    temperature = (run.refit["temperature"] if run.refit
+                   else fit_temperature(logits, torch.from_numpy(run.val_ds.labels)))
     rep = classification_report(run.val_ds.labels, (logits / temperature).softmax(1).numpy(), labels.names)
     rep["ece_before_temperature"] = expected_calibration_error(logits.softmax(1).numpy(), run.val_ds.labels)
     rep["temperature"] = temperature
@@ -46,7 +48,10 @@ def finish(run: Run, argv=None) -> dict:
     config = build_config(model, label_set=labels, input_size=(3, dc.input_size, dc.input_size), mean=dc.mean,
                           std=dc.std, grayscale=dc.crop.grayscale, crop=dc.crop.to_config(),
                           temperature=temperature, tta_flip=cfg.tta_flip, provenance=provenance(run, best, argv),
-                          metrics={"validation": summarize(rep)})  # selection split, float32, after temperature
+                          # the selection split, float32, after temperature (a refit trained on it: not recorded)
+                          metrics={} if run.refit else {"validation": summarize(rep)})
+    if run.refit and run.refit.get("balanced"):
+        config["balanced"] = run.refit["balanced"]
     export = save_pretrained(model, out / "export", config, storage=cfg.export_storage)
     print(f"best epoch {best['best']['epoch']}: val acc {rep['accuracy']:.4f} (balanced "
           f"{rep['balanced_accuracy']:.4f}), temperature {temperature:.3f}; exported to {export}", flush=True)
@@ -73,6 +78,10 @@ def provenance(run: Run, best: dict, argv=None) -> dict:
         "dataset": kind if kind != "cache" else "cache:" + Path(path).name,
         "protocol": cfg.protocol, "train_split": cfg.train_split + (f" without {cfg.select}" if cfg.select else ""),
         "selection_split": f"{cfg.train_split}: {cfg.select}" if cfg.select else cfg.val_split,
+        **({"refit_of": {k: run.refit[k] for k in ("weights", "sha256", "epoch")},
+            "train_split": f"{cfg.train_split} (the selection slice {cfg.select} included)",
+            "selection_split": f"none: the epoch, temperature and balanced setting of {run.refit['weights']}"}
+           if run.refit else {}),
         "selection_protocol": cfg.val_protocol,
         **({"distillation": {**_teachers(cfg.distill), "weight": cfg.distill_weight}} if cfg.distill else {}),
         "seed": cfg.seed, "epochs": cfg.epochs, "epochs_completed": len(rows), "best_epoch": best_epoch,

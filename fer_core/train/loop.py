@@ -39,7 +39,16 @@ from .evaluation import predict_logits
 from .export import finish
 from .metrics import classification_report
 from .schedule import class_balanced_weights, epoch_order, lr_lambda, soft_cross_entropy, step_seed
-from .setup import build_model, build_optimizer, data_config, init_from, load_splits, targets, train_targets
+from .setup import (
+    build_model,
+    build_optimizer,
+    data_config,
+    init_from,
+    load_splits,
+    refit_target,
+    targets,
+    train_targets,
+)
 from .state import Run
 
 
@@ -67,7 +76,7 @@ def train(cfg: TrainConfig, argv: list[str] | None = None) -> dict:
         return result
     prepare_training(run)
     resume(run)
-    for epoch in range(run.epoch, cfg.epochs):
+    for epoch in range(run.epoch, run.refit["epoch"] if run.refit else cfg.epochs):
         train_epoch(run, epoch)
         evaluate(run, epoch)
         checkpoint(run, epoch + 1, 0)
@@ -99,6 +108,7 @@ def setup(cfg: TrainConfig) -> Run:
         out.mkdir(parents=True, exist_ok=True)
     t_start = time.time()
     train_ds, val_ds = load_splits(cfg)
+    refit = refit_target(cfg)
     n_classes = len(train_ds.label_set)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg, n_classes)
@@ -121,13 +131,16 @@ def setup(cfg: TrainConfig) -> Run:
               class_weights=_class_weights(cfg, train_ds, n_classes, device),
               val_images=torch.from_numpy(val_ds.images).to(device),
               per_rank=per_rank, steps_per_epoch=steps_per_epoch,
-              params=[p for p in model.parameters() if p.requires_grad], t_start=t_start)
+              params=[p for p in model.parameters() if p.requires_grad], t_start=t_start, refit=refit)
     run.log(train_ds.report(), val_ds.report(), sep="\n")
     run.log(f"device {device}, world size {world}; input {'/'.join(map(str, data.input_sizes))} px, precision "
             f"{run.amp if run.amp != 'off' else 'fp32'}, {'channels_last' if cfg.channels_last else 'contiguous'}, "
             f"{torch.get_num_threads()} threads" + (", compiled" if cfg.compile else ""))
     if cfg.init_from and not cfg.export_only:
         run.log(f"initialised from {cfg.init_from} (fresh schedule)")
+    if refit:
+        run.log(f"refit of {refit['weights']}: its selection slice trains too; the weights of epoch {refit['epoch']} "
+                f"are kept, with its temperature {refit['temperature']:.3f}")
     if run.class_weights is not None:
         run.log(f"class-balanced loss (beta {cfg.class_balance:g}): " + ", ".join(
             f"{n} {w:.2f}" for n, w in zip(train_ds.label_set.names, run.class_weights.tolist())))
@@ -254,7 +267,10 @@ def evaluate(run: Run, epoch: int) -> None:
     rep, chosen = None, None
     # with an EMA both the averaged and the live weights are scored, and the better one is kept: an average
     # taken while the weights still move fast can be far worse than either end of it (DDAMFN's first epochs)
-    for name, model in ([("ema", run.ema.module)] if run.ema is not None else []) + [("live", run.model)]:
+    candidates = ([("ema", run.ema.module)] if run.ema is not None else []) + [("live", run.model)]
+    if run.refit:  # the slice is training data in a refit: it cannot choose between the averaged and live weights
+        candidates = candidates[:1]
+    for name, model in candidates:
         logits = predict_logits(model, run.val_images, run.data, amp_dtype=run.amp_dtype,
                                 channels_last=run.cfg.channels_last).cpu()
         r = classification_report(run.val_ds.labels, logits.softmax(1).numpy(), run.train_ds.label_set.names)
@@ -267,7 +283,7 @@ def evaluate(run: Run, epoch: int) -> None:
     print(f"epoch {epoch + 1}: loss {s['train_loss']:.4f} train acc {s['train_acc']:.4f} | val acc "
           f"{rep['accuracy']:.4f} balanced {rep['balanced_accuracy']:.4f}"
           + (f" ({chosen[0]} weights)" if run.ema is not None else "") + f" | {row['img_per_s']} img/s", flush=True)
-    if better(rep, run.best):
+    if (epoch + 1 == run.refit["epoch"]) if run.refit else better(rep, run.best):
         run.best = {"accuracy": rep["accuracy"], "balanced_accuracy": rep["balanced_accuracy"], "epoch": epoch + 1,
                     **({"weights": chosen[0]} if run.ema is not None else {})}
         save_checkpoint(run.out / "best.pt", {"model": chosen[1].state_dict(), "best": run.best})

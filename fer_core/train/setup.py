@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -13,7 +14,7 @@ from ..models import create_model, get_entry
 from ..models.fusion import FusionNet
 from ..models.registry import model_config_args
 from ..preprocess import FER_CROP, DataConfig
-from ..weights import load_pretrained
+from ..weights import CONFIG_FILE, WEIGHTS_FILE, load_pretrained, read_config
 from .config import TrainConfig
 from .distill import load_teacher, mix_targets
 from .sam import SAM
@@ -35,10 +36,13 @@ def load_splits(cfg: TrainConfig):
     With ``select``, the listed images leave the training split and, read with ``val_protocol``, are the
     selection split: the dataset's validation split is then never seen by the run."""
     train_ds = _read_split(cfg.data, cfg.train_split, cfg.protocol)
+    if cfg.refit and not cfg.select:
+        raise ValueError("--refit folds the chosen run's selection slice back into training: give its --select too")
     if cfg.select:
         path, names = read_list(cfg.select)
         val_ds = only(_read_split(cfg.val_data or cfg.data, cfg.train_split, cfg.val_protocol), names, path.name)
-        train_ds = without(train_ds, names, path.name)
+        if not cfg.refit:  # a refit trains on the slice too: its scores there are training scores, only logged
+            train_ds = without(train_ds, names, path.name)
     else:
         val_ds = _read_split(cfg.val_data or cfg.data, cfg.val_split, cfg.val_protocol)
     if cfg.limit_train:
@@ -47,6 +51,20 @@ def load_splits(cfg: TrainConfig):
         raise ValueError(f"train classes {train_ds.label_set.names} differ from validation classes "
                          f"{val_ds.label_set.names}")
     return train_ds, val_ds
+
+
+def refit_target(cfg: TrainConfig) -> dict | None:
+    """What a refit repeats of the run it refits (``--refit WEIGHTS``): the epoch that run chose, its temperature
+    and balanced setting; its schedule must be this run's (the same ``--epochs``)."""
+    if not cfg.refit:
+        return None
+    config = read_config(Path(cfg.refit) / CONFIG_FILE)
+    prov = config.get("provenance", {})
+    if "best_epoch" not in prov or prov.get("epochs") != cfg.epochs:
+        raise ValueError(f"--refit {cfg.refit}: its run chose epoch {prov.get('best_epoch')} of a "
+                         f"{prov.get('epochs')}-epoch schedule; give its flags again (--epochs {prov.get('epochs')})")
+    return {"weights": str(cfg.refit), "epoch": int(prov["best_epoch"]), "temperature": config["temperature"],
+            "balanced": config.get("balanced"), "sha256": config["files"][WEIGHTS_FILE]["sha256"]}
 
 
 def targets(ds, n_classes) -> torch.Tensor:

@@ -49,6 +49,7 @@ class Run:
     resumed_stats: dict | None = None  # running loss / accuracy of the half-done epoch a resume starts in
     epoch_summary: dict | None = None  # train loss, accuracy and speed of the epoch just trained
     elapsed_before: float = 0.0  # wall time of earlier processes of this run (resumed runs)
+    refit: dict | None = None  # with --refit: the chosen run's epoch, temperature, balanced (setup.refit_target)
     data_digest: str = ""  # of what it learns from and is chosen on (loop.data_digest), once computed
     t_start: float = field(default_factory=time.time)
     writer: object = None
