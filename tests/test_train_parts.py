@@ -221,15 +221,10 @@ def test_class_balanced_loss_weights_rare_classes_by_their_effective_number(tmp_
 def test_teach_reads_as_the_page_does_and_as_torch_does(tmp_path, test_weights):
     """``teach.py``: the teachers' probabilities read the page's way (ONNX Runtime, a fusion on the branches loaded
     before it) equal torch's eager reading, saved by image name with the teachers' sha256."""
-    import importlib.util
-
     import numpy as np
 
-    from conftest import ROOT
+    from fer_core.commands import teach
 
-    spec = importlib.util.spec_from_file_location("teach", ROOT / "train_scripts/teach.py")
-    teach = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(teach)
     root = write_ferplus(tmp_path / "ferplus", n_train=24, n_valid=4)
     teachers = [str(test_weights / k) for k in ("ddamfn", "resnet_dda", "fusion")]
     for engine in ("onnx", "torch"):
