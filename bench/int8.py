@@ -68,7 +68,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--weights-dir", default=str(ROOT / "weights"))
     ap.add_argument("--data", default=str(ROOT / ".data/ferplus.npz.xz"),
-                    help="FER+ as train_scripts/prepare_data.py caches it (train and valid, majority labels)")
+                    help="FER+ as `fer-data cache ferplus --splits train,valid` caches it (majority labels)")
     ap.add_argument("--calibration", type=int, default=512)
     ap.add_argument("--runs", type=int, default=50)
     ap.add_argument("--json", default=None)

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from bench.timing import p50
-from fer_core.data import read_dataset
+from fer_core.data import dataset_root, read_dataset
 from fer_core.faces import YuNetDetector, make_detector
 from fer_core.images import load_image
 from fer_core.predict import MODEL_KEYS, Analyzer
@@ -41,8 +41,6 @@ from fer_core.preprocess import build_transform, resolve_data_config
 from fer_core.train.evaluation import evaluate_model, score_by_name
 
 ROOT = Path(__file__).resolve().parent.parent
-
-SHARED = ROOT.parent / "shared"
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")  # fer's FER._get_labels order
 FER_PADDING = 40  # fer.fer.PADDING
 EVALS = (("ferplus_valid", "ferplus", "ferplus", "valid"), ("fer2013_val", "fer2013", "fer2013", "val"))
@@ -185,8 +183,8 @@ def markdown(res: dict) -> str:
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description="Our shipped models against fer, on the same crops and machine.")
     ap.add_argument("--weights-dir", default=str(ROOT / "weights"))
-    ap.add_argument("--ferplus", default=str(SHARED / "datasets/ferplus"))
-    ap.add_argument("--fer2013", default=str(SHARED / "datasets/fer2013"))
+    ap.add_argument("--ferplus", default=str(dataset_root("ferplus")), help="default: $FER_DATA/ferplus")
+    ap.add_argument("--fer2013", default=str(dataset_root("fer2013")), help="default: $FER_DATA/fer2013")
     ap.add_argument("--photos", nargs="*", default=[str(ROOT / "demo/examples/grace_hopper.jpg"),
                                                      str(ROOT / "demo/examples/astronaut.png")])
     ap.add_argument("--yunet", default=str(ROOT / "weights/yunet/face_detection_yunet.onnx"))

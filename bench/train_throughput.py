@@ -31,13 +31,11 @@ import torchvision
 from torchvision import transforms as T
 
 from fer_core import create_model
-from fer_core.data import read_image_folder, save_cache
+from fer_core.data import dataset_root, read_image_folder, require, save_cache
 from fer_core.data.datasets import ImageDataset
 from fer_core.hardware import AMP_DTYPES, cpu_has_native_bf16, resolve_amp
 from fer_core.models import attention_loss, get_entry
 from fer_core.train import TrainConfig, train
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # What ships (weights/*/config.json records the same) against the seed's loop at the seed's input size.
 CASES = {
@@ -127,7 +125,8 @@ def _sync(device):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Training throughput: our trainer vs a reference-style loop.")
-    ap.add_argument("--image-folder", default=str(ROOT.parent / "shared/datasets/fer2013/train"))
+    ap.add_argument("--image-folder", default=str(dataset_root("fer2013") / "train"),
+                    help="FER2013 class folders of 48x48 PNGs (default: $FER_DATA/fer2013/train)")
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--steps", type=int, default=None, help="timed steps per loop (default: 30 on GPU, 4 on CPU)")
     ap.add_argument("--batch", type=int, default=None, help="batch of every loop (default: 256 on GPU, 64 on CPU)")
@@ -142,7 +141,7 @@ def main(argv=None):
     steps = a.steps or (30 if cuda else 4)
     batch = a.batch or (256 if cuda else 64)
     torch.manual_seed(0)
-    full = read_image_folder(a.image_folder, gray=True, size=48)
+    full = read_image_folder(require("fer2013", a.image_folder), gray=True, size=48)
     mix = torch.randperm(len(full), generator=torch.Generator().manual_seed(0)).numpy()  # all classes in the subset
     full.images, full.labels, full.paths = full.images[mix], full.labels[mix], [full.paths[i] for i in mix]
     results = {"device": torch.cuda.get_device_name() if cuda else

@@ -58,7 +58,7 @@ class CropSpec:
 
 
 # The crop of FER+ / FER2013-style training images (48x48 grayscale, about the face box): fitted through YuNet on
-# FER+'s selection slice of train (train_scripts/fit_crop.py; BENCHMARKS.md, "Through the detector"): a square
+# FER+'s selection slice of train (train_scripts/fit_crop.py; docs/experiments.md, "Through the detector"): a square
 # of the box's longer side (YuNet's box is taller than wide), eyes levelled, not moved.
 FER_CROP = CropSpec(box_scale=1.0, y_offset=0.0, align="eyes")
 

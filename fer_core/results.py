@@ -13,7 +13,7 @@ import numpy as np
 
 DISPLAY_NAMES = {"ddamfn": "DDAMFN", "resnet_dda": "ResNet+DDA", "fusion": "Fusion"}
 # Doubt. A reading whose calibrated top probability is below UNCERTAIN_BELOW is more often wrong than right (the
-# models are calibrated on their selection split: ECE 3-4% on FER+ valid, BENCHMARKS.md "Doubt"); a face box
+# models are calibrated on their selection split: ECE 3-4% on FER+ valid: the weights table); a face box
 # smaller than MIN_READABLE_PX is read from a crop enlarged from fewer pixels than the 48x48 training images hold
 # by two thirds. Either is marked uncertain, on the page and in the JSON.
 UNCERTAIN_BELOW = 0.5

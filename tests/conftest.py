@@ -6,14 +6,29 @@ import huggingface_hub.constants  # noqa: F401  (first, with the real environmen
 import pytest
 import torch
 
+from fer_core.data import data_root, dataset_root
+
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+PHOTOS = ROOT / "demo" / "examples"  # Grace Hopper and Eileen Collins, public domain
+HOPPER, ASTRONAUT = PHOTOS / "grace_hopper.jpg", PHOTOS / "astronaut.png"
+YUNET = ROOT / "weights" / "yunet" / "face_detection_yunet.onnx"
+DATA = data_root()  # FER_DATA (default ~/.cache/fer/data): FER+ and FER2013, laid out by `fer-data layout`
+SHARED = ROOT.parent / "shared"  # tests/test_app.py's photos only, until it reads PHOTOS; no data is read from here
 # the ONNX files the tests build (fer_core.runtime) go to a folder of this run, not the user's cache; the apps the
 # tests start inherit it; the folder goes when the run ends
 _ONNX_CACHE = tempfile.TemporaryDirectory(prefix="fer_onnx_")
 os.environ.setdefault("FER_ONNX_CACHE", _ONNX_CACHE.name)
 
 torch.set_num_threads(2)
+
+
+def needs_data(*kinds):
+    """Skip a test whose datasets are not under FER_DATA, naming what is missing; with FER_REQUIRE_DATA set (CI:
+    .ci/run) the test runs instead, and a missing dataset fails it with what to download and from where."""
+    missing = [k for k in kinds if not dataset_root(k).is_dir()]
+    return pytest.mark.skipif(bool(missing) and not os.environ.get("FER_REQUIRE_DATA"),
+                              reason=f"needs {' and '.join(missing)} under FER_DATA={DATA} (docs/training.md, "
+                                     f"'Get the data'; `fer-data layout` writes them)")
 
 
 @pytest.fixture(scope="session")

@@ -10,10 +10,12 @@ import json
 import os
 from pathlib import Path
 
+from fer_core.data import dataset_root
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 GOLDEN = HERE / "golden.json"
-FERPLUS_VALID = ROOT.parent / "shared" / "datasets" / "ferplus" / "FER2013Valid"
+FERPLUS_VALID = dataset_root("ferplus") / "FER2013Valid"  # $FER_DATA/ferplus (docs/training.md, "Get the data")
 PHOTOS = [ROOT / "demo" / "examples" / "grace_hopper.jpg", ROOT / "demo" / "examples" / "astronaut.png"]
 
 

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED
+from conftest import HOPPER
 
-HOPPER = SHARED / "photos" / "grace_hopper.jpg"
 MODELS = ("ddamfn", "resnet_dda", "fusion")
 
 

@@ -1,20 +1,22 @@
-"""Dataset readers on real (../shared) and fixture data, the prepared cache, and device augmentation."""
+"""Dataset readers on real (FER_DATA) and fixture data, the layout from the official files, the prepared cache, and
+device augmentation."""
 import csv
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED
-from fer_core.data import (DatasetError, load_cache, read_affectnet, read_dataset, read_fer2013_csv, read_ferplus,
-                           read_image_folder, read_rafdb, save_cache)
+from conftest import DATA, needs_data
+from fer_core.data import (DataNotFound, DatasetError, load_cache, read_affectnet, read_dataset, read_fer2013_csv,
+                           read_ferplus, read_image_folder, read_rafdb, resolve_data, save_cache)
 from fer_core.data.augment import AugmentConfig, GpuAugment
 from fer_core.preprocess import DataConfig, build_transform
 from fixtures import face_like, write_class_folders, write_ferplus
 
-FERPLUS_REAL = SHARED / "datasets" / "ferplus"
-FER2013_REAL = SHARED / "datasets" / "fer2013"
+FERPLUS_REAL = DATA / "ferplus"
+FER2013_REAL = DATA / "fer2013"
 
 
 def test_ferplus_protocols_on_fixture(tmp_path):
@@ -49,14 +51,14 @@ def test_ferplus_bad_files_are_reported_with_paths(tmp_path):
         read_ferplus(root, "train", strict=True)
 
 
-@pytest.mark.skipif(not FERPLUS_REAL.exists(), reason="needs ../shared/datasets/ferplus")
+@needs_data("ferplus")
 def test_ferplus_real_valid_split():
     ds = read_ferplus(FERPLUS_REAL, "valid")
     assert len(ds) == 3417 and ds.dropped == {"unknown_or_nf": 24, "tie": 138} and not ds.errors
     assert ds.class_counts()["neutral"] == 1249 and ds.class_counts()["contempt"] == 26
 
 
-@pytest.mark.skipif(not FER2013_REAL.exists(), reason="needs ../shared/datasets/fer2013")
+@needs_data("fer2013")
 def test_fer2013_real_folders():
     ds = read_dataset("fer2013", FER2013_REAL, "val")
     assert len(ds) == 3579 and len(ds.label_set) == 7 and "contempt" not in ds.label_set.names
@@ -151,6 +153,131 @@ def test_cache_round_trip(tmp_path):
     (tmp_path / "bad.npz.xz").write_bytes(path.read_bytes()[:1000])
     with pytest.raises(ValueError, match="not a readable dataset cache"):
         load_cache(tmp_path / "bad.npz.xz")
+
+
+# -- the layout from the official files (fer-data layout) ----------------------------------------------------------
+
+VOTE_COLUMNS = ["neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"]
+
+
+def write_official(root, rows, labels=None):
+    """A tiny fer2013.csv and FER+ copy: ``rows`` of (emotion, image, Usage, FER+ name, votes); ``labels`` the
+    votes of each FER+ folder's label.csv by name (default: the rows' own)."""
+    fer, ferplus = root / "fer2013.csv", root / "FERPlus"
+    ferplus.mkdir(parents=True)
+    with open(fer, "w", newline="") as f, open(ferplus / "fer2013new.csv", "w", newline="") as g:
+        w, wn = csv.writer(f), csv.writer(g)
+        w.writerow(["emotion", "pixels", "Usage"])
+        wn.writerow(["Usage", "Image name"] + VOTE_COLUMNS)
+        for emotion, img, usage, name, votes in rows:
+            w.writerow([emotion, " ".join(map(str, img.ravel())), usage])
+            wn.writerow([usage, name] + votes)
+    folders = {"Training": "FER2013Train", "PublicTest": "FER2013Valid", "PrivateTest": "FER2013Test"}
+    for usage, folder in folders.items():
+        (ferplus / "data" / folder).mkdir(parents=True)
+        own = {name: votes for _, _, u, name, votes in rows if u == usage and name}
+        with open(ferplus / "data" / folder / "label.csv", "w", newline="") as f:
+            csv.writer(f).writerows([name, "(0, 0, 48, 48)"] + (labels or {}).get(name, votes)
+                                    for name, votes in own.items())
+    return fer, ferplus
+
+
+def test_layout_from_the_official_files(tmp_path, monkeypatch):
+    """As FER+'s generate_training_data.py: row i's pixels under row i's FER+ name (not its number), the folder by
+    Usage, rows without a name skipped, a repeated name kept from its later row; label.csv is FER+'s own; FER2013's
+    class folders hold the same images; the readers read it all back."""
+    from fer_core.commands.prepare_data import main
+
+    rng = np.random.default_rng(0)
+    imgs = [face_like(rng, cls=i % 8) for i in range(7)]
+    v = [[7, 3, 0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0, 1, 9], [0, 8, 2, 0, 0, 0, 0, 0, 0, 0]]
+    rows = [(6, imgs[0], "Training", "fer0000000.png", v[0]),
+            (3, imgs[1], "Training", "", v[1]),  # not a face: no name, no image
+            (0, imgs[2], "Training", "fer0000001.png", v[2]),  # the names drift from the row numbers
+            (3, imgs[3], "Training", "fer0000002.png", v[2]),
+            (3, imgs[4], "Training", "fer0000002.png", v[0]),  # a repeated name: the later row's image is kept
+            (5, imgs[5], "PublicTest", "fer0000004.png", v[0]),
+            (1, imgs[6], "PrivateTest", "fer0000005.png", v[0])]
+    fer, ferplus = write_official(tmp_path, rows, labels={"fer0000004.png": [1, 9, 0, 0, 0, 0, 0, 0, 0, 0]})
+    monkeypatch.setenv("FER_DATA", str(tmp_path / "data"))
+    assert main(["layout", "--fer2013-csv", str(fer), "--ferplus", str(ferplus)]) == 0
+    fp, f13 = tmp_path / "data" / "ferplus", tmp_path / "data" / "fer2013"
+    assert sorted(p.name for p in (fp / "FER2013Train").glob("*.png")) == [f"fer000000{i}.png" for i in range(3)]
+    for name, img in (("fer0000001.png", imgs[2]), ("fer0000002.png", imgs[4])):
+        assert np.array_equal(cv2.imread(str(fp / "FER2013Train" / name), cv2.IMREAD_GRAYSCALE), img)
+    assert (fp / "FER2013Valid" / "label.csv").read_text() == (ferplus / "data/FER2013Valid/label.csv").read_text()
+    assert (fp / "FER2013Test" / "fer0000005.png").exists() and (f13 / "test" / "disgust" / "fer0000005.png").exists()
+    assert sorted(str(p.relative_to(f13)) for p in (f13 / "train").rglob("*.png")) == [
+        "train/angry/fer0000001.png", "train/happy/fer0000002.png", "train/neutral/fer0000000.png"]
+    valid = read_dataset("ferplus", split="valid")  # from FER_DATA: label.csv's votes, not fer2013new.csv's
+    assert valid.label_set.names[valid.labels[0]] == "happiness" and len(valid) == 1
+    train = read_dataset("ferplus", split="train", protocol="probability")
+    assert len(train) == 3 and np.allclose(train.soft[0][:2], [0.7, 0.3])
+    assert read_dataset("fer2013", split="train").class_counts() == {"neutral": 1, "happiness": 1, "anger": 1}
+    with pytest.raises(SystemExit, match="exists"):  # never over what is there unless asked
+        main(["layout", "--fer2013-csv", str(fer), "--ferplus", str(ferplus)])
+
+
+def test_layout_refuses_files_that_do_not_belong_together(tmp_path):
+    from fer_core.data.layout import write_layout
+
+    img = face_like(np.random.default_rng(0))
+    fer, ferplus = write_official(tmp_path, [(0, img, "Training", "fer0000000.png", [9, 1] + [0] * 8),
+                                             (0, img, "PublicTest", "fer0000001.png", [9, 1] + [0] * 8)])
+    lines = fer.read_text().splitlines()
+    fer.write_text("\n".join(lines[:2] + [lines[2].replace("PublicTest", "Training")]) + "\n")
+    with pytest.raises(DatasetError, match="not of the same release"):
+        write_layout(fer, ferplus, tmp_path / "out")
+    fer.write_text("\n".join(lines[:2]) + "\n")
+    with pytest.raises(DatasetError, match="has 1 rows and .* 2"):
+        write_layout(fer, ferplus, tmp_path / "out")
+    assert not (tmp_path / "out" / "ferplus").exists()  # nothing half-written is left in place
+    (ferplus / "data" / "FER2013Test" / "label.csv").unlink()
+    with pytest.raises(DataNotFound, match="git clone https://github.com/microsoft/FERPlus"):
+        write_layout(fer, ferplus, tmp_path / "out")
+
+
+def test_missing_data_says_what_to_download(tmp_path, monkeypatch):
+    monkeypatch.setenv("FER_DATA", str(tmp_path))
+    assert resolve_data("ferplus") == ("ferplus", tmp_path / "ferplus")
+    assert resolve_data("fer2013:/x/fer2013.csv") == ("fer2013", Path("/x/fer2013.csv"))
+    with pytest.raises(DataNotFound) as e:
+        read_dataset("ferplus", split="valid")
+    msg = str(e.value)
+    assert str(tmp_path / "ferplus") in msg and "FER_DATA=" in msg
+    for what in ("fer2013.csv", "kaggle.com/c/challenges-in-representation-learning-facial-expression-recognition",
+                 "github.com/microsoft/FERPlus", "fer-data layout --fer2013-csv", "Get the data"):
+        assert what in msg
+    with pytest.raises(DataNotFound, match="fer-data cache"):
+        load_cache(tmp_path / "nothing.npz.xz")
+
+
+@needs_data("ferplus", "fer2013")
+def test_layout_reproduces_the_real_layout(tmp_path):
+    """fer2013.csv and fer2013new.csv rebuilt from the first images of the real layout's train and valid splits
+    (in a temporary folder), laid out again: the same pixels, the same label.csv rows, the same class folders."""
+    from fer_core.data.layout import FER2013_CLASSES, write_layout
+
+    rows, labels, where = [], {}, {}
+    for usage, folder, split in (("Training", "FER2013Train", "train"), ("PublicTest", "FER2013Valid", "val")):
+        for cls in (FER2013_REAL / split).iterdir():
+            where.update({p.name: (split, cls.name) for p in cls.glob("*.png")})
+        with open(FERPLUS_REAL / folder / "label.csv", newline="") as f:
+            for row in list(csv.reader(f))[:40]:
+                img = cv2.imread(str(FERPLUS_REAL / folder / row[0]), cv2.IMREAD_GRAYSCALE)
+                rows.append((FER2013_CLASSES.index(where[row[0]][1]), img, usage, row[0], row[2:]))
+                labels[row[0]] = row
+    fer, ferplus = write_official(tmp_path, rows)
+    write_layout(fer, ferplus, tmp_path / "data", progress=False)
+    for usage, folder, split in (("Training", "FER2013Train", "train"), ("PublicTest", "FER2013Valid", "val")):
+        with open(tmp_path / "data" / "ferplus" / folder / "label.csv", newline="") as f:
+            ours = list(csv.reader(f))
+        assert len(ours) == 40 and all(labels[r[0]] == r for r in ours)
+        for name, *_ in ours:
+            a = cv2.imread(str(tmp_path / "data" / "ferplus" / folder / name), cv2.IMREAD_UNCHANGED)
+            assert np.array_equal(a, cv2.imread(str(FERPLUS_REAL / folder / name), cv2.IMREAD_UNCHANGED))
+            b = tmp_path / "data" / "fer2013" / split / where[name][1] / name
+            assert np.array_equal(cv2.imread(str(b), cv2.IMREAD_UNCHANGED), a)
 
 
 def test_augment_is_seeded_and_shaped():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, SHARED
+from conftest import ASTRONAUT, HOPPER, ROOT, YUNET
 from fer_core import create_model
 from fer_core.explain import gradcam_from_leaves, gradcam_with_details, own_attention, resize_maps
 from fer_core.faces import Face, HaarDetector, YuNetDetector, crop_face, detect_faces, make_detector
@@ -19,9 +19,6 @@ from fer_core.results import ModelResult, agreement
 from fer_core.weights import load_weights
 from fixtures import make_weights
 
-PHOTOS = SHARED / "photos"
-YUNET = SHARED / "models" / "face_detection_yunet.onnx"
-HOPPER, ASTRONAUT = PHOTOS / "grace_hopper.jpg", PHOTOS / "astronaut.png"
 
 
 @pytest.fixture(scope="module")

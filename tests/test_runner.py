@@ -6,9 +6,8 @@ import types
 import numpy as np
 import pytest
 
-from conftest import SHARED
+from conftest import HOPPER
 
-HOPPER = SHARED / "photos" / "grace_hopper.jpg"
 MODELS = ("ddamfn", "resnet_dda", "fusion")
 
 

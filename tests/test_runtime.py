@@ -8,10 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED
+from conftest import ASTRONAUT, HOPPER
 
-ASTRONAUT = SHARED / "photos" / "astronaut.png"
-HOPPER = SHARED / "photos" / "grace_hopper.jpg"
 MODELS = ("ddamfn", "resnet_dda", "fusion")
 pytest.importorskip("onnxruntime")
 

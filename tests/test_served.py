@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SHARED
+from conftest import DATA, needs_data
 from make_golden import GOLDEN, readings
 
-FERPLUS = SHARED / "datasets" / "ferplus"
-pytestmark = pytest.mark.skipif(not (FERPLUS / "FER2013Valid").is_dir(), reason="FER+ is not beside the checkout")
+FERPLUS = DATA / "ferplus"
+pytestmark = needs_data("ferplus")
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import SHARED
+from conftest import ASTRONAUT, HOPPER
 from fer_core.images import ImageInputError, load_image
 
-HOPPER = SHARED / "photos" / "grace_hopper.jpg"
-ASTRONAUT = SHARED / "photos" / "astronaut.png"
 MODELS = ("ddamfn", "resnet_dda", "fusion")
 
 

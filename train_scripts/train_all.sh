@@ -5,16 +5,17 @@
 # stages are skipped). The shipped weights' own commands are on their cards (weights/*/README.md).
 #
 #   bash train_scripts/train_all.sh                         # into $FER_RUNS (default ~/.cache/fer/runs)
+#   FERPLUS=/data/ferplus bash train_scripts/train_all.sh   # FER+ elsewhere than $FER_DATA/ferplus
 #   RUNS=/data/runs THREADS=1 bash train_scripts/train_all.sh ddamfn   # one stage: teach|ddamfn|resnet_dda|fusion|export
 #
 # On a 2-core CPU the two branches train side by side, one thread each; the fusion needs both branches first.
 # Recipe: FER+ vote distributions, distillation from the teachers' calibrated probabilities (TEACHERS, default
-# the shipped three), EMA, selection on the shipped slice of train (--select ferplus). Wall time: BENCHMARKS.md.
+# the shipped three), EMA, selection on the shipped slice of train (--select ferplus). Wall time: the weights' cards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-python3}
 RUNS=${RUNS:-${FER_RUNS:-$HOME/.cache/fer/runs}}
-FERPLUS=${FERPLUS:-../shared/datasets/ferplus}
+FERPLUS=${FERPLUS:-${FER_DATA:-$HOME/.cache/fer/data}/ferplus}  # fer-data layout writes it (docs/training.md)
 MAJORITY=.data/ferplus.npz.xz
 VOTES=.data/ferplus_prob.npz.xz
 TEACHER=.data/teacher_ferplus_train.npz

@@ -1,9 +1,9 @@
 """Evaluate weights on a dataset split: accuracy, balanced accuracy, per-class P/R/F1, confusion matrix, ECE.
 
-    python train_scripts/evaluate.py --model ddamfn --dataset ferplus --data-root ../shared/datasets/ferplus --split valid --json out.json
-    python train_scripts/evaluate.py --model weights/resnet_dda --dataset fer2013 --data-root ../shared/datasets/fer2013 --split val
-    python train_scripts/evaluate.py --model runs/ddamfn/export --dataset folder --data-root my_faces/
-    python train_scripts/evaluate.py --model fusion --dataset ferplus --data-root ../shared/datasets/ferplus --split valid --through-detector
+    fer-evaluate --model ddamfn --dataset ferplus --split valid --json out.json      # FER+ from $FER_DATA/ferplus
+    fer-evaluate --model weights/resnet_dda --dataset fer2013 --split val
+    fer-evaluate --model runs/ddamfn/export --dataset folder --data-root my_faces/
+    fer-evaluate --model fusion --dataset ferplus --data-root /data/ferplus --split valid --through-detector
 
 --model takes a registered weight name (Hub, then weights/) or a weights folder. Labels are matched by name;
 accuracy is over the classes model and dataset share. Writes --json and a confusion-matrix PNG beside it.
@@ -30,7 +30,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description="Evaluate weights on a dataset split.")
     ap.add_argument("--model", required=True, help="registered weight name or weights folder")
     ap.add_argument("--dataset", required=True, choices=("ferplus", "fer2013", "rafdb", "affectnet", "affectnet7", "folder"))
-    ap.add_argument("--data-root", required=True)
+    ap.add_argument("--data-root", default=None, help="the dataset's folder (default: $FER_DATA/<dataset>)")
     ap.add_argument("--split", default=None, help="not needed for --dataset folder")
     ap.add_argument("--protocol", default="majority", choices=("majority", "probability"))
     ap.add_argument("--tta", choices=("config", "on", "off"), default="config", help="test-time flip")
@@ -45,8 +45,8 @@ def main(argv=None) -> dict:
     if a.dataset != "folder" and not a.split:
         ap.error("--split is required for this dataset")
     t0 = time.time()
+    ds = read_dataset(a.dataset, a.data_root, a.split, a.protocol)  # first: missing data says what to download
     model = load_pretrained(a.model)
-    ds = read_dataset(a.dataset, a.data_root, a.split, a.protocol)
     rep = evaluate_model(model, ds, tta_flip=None if a.tta == "config" else a.tta == "on", device=a.device,
                          progress=True)
     rep.update(model=str(a.model), split=a.split, seconds=round(time.time() - t0, 1))

@@ -1,7 +1,7 @@
 """Ship a trained weight: store it compactly, measure the stored form, plot it, and write its model card.
 
-    python train_scripts/export.py ~/.cache/fer/runs/ddamfn/export weights/ddamfn --storage float16
-    python train_scripts/export.py ~/.cache/fer/runs/fusion/export weights/fusion --storage float16 \\
+    fer-export ~/.cache/fer/runs/ddamfn/export weights/ddamfn --storage float16
+    fer-export ~/.cache/fer/runs/fusion/export weights/fusion --storage float16 \\
         --branch-refs branch_a=../ddamfn,branch_b=../resnet_dda
 
 Steps: load SOURCE (a weights folder, e.g. a run's export/) -> write DEST in the chosen storage (float16 or
@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from fer_core.card import render_model_card
-from fer_core.data import read_dataset
+from fer_core.data import dataset_root, missing_message, read_dataset
 from fer_core.files import write_text_atomic
 from fer_core.plots import plot_confusion
 from fer_core.preprocess import FER_CROP, CropSpec
@@ -27,7 +27,6 @@ from fer_core.train.evaluation import evaluate_model, late_fusion_baseline
 from fer_core.train.metrics import summarize
 from fer_core.weights import STORAGE_DTYPES, load_weights, read_config, save_pretrained, write_config
 
-SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
 # (key in config.json metrics, dataset kind, split, its name in the card)
 EVALUATIONS = (("ferplus_valid", "ferplus", "valid", "FER+ valid (majority, ties dropped)"),
                ("fer2013_val", "fer2013", "val", "FER2013 val (7 classes)"))
@@ -50,7 +49,7 @@ def export(source, dest, *, storage="float16", branch_refs=None, data_roots=None
     for key, kind, split, title in EVALUATIONS:
         root = roots.get(kind)
         if root is None or not Path(root).exists():
-            print(f"skipping {title}: no data at {root}", flush=True)
+            print(f"skipping {title}: {missing_message(kind, root)}", flush=True)
             continue
         balanced = bool(stored.pretrained_cfg.get("balanced"))
         ds = read_dataset(kind, root, split)
@@ -111,8 +110,10 @@ def main(argv=None) -> dict:
     ap.add_argument("dest", help="the folder to write, e.g. weights/ddamfn")
     ap.add_argument("--storage", default="float16", choices=STORAGE_DTYPES)
     ap.add_argument("--branch-refs", default="", help="fusion: branch_a=../ddamfn,branch_b=../resnet_dda")
-    ap.add_argument("--ferplus", default=str(SHARED / "ferplus"), help="FER+ root (FER2013Valid/ inside)")
-    ap.add_argument("--fer2013", default=str(SHARED / "fer2013"), help="FER2013 class folders (val/ inside)")
+    ap.add_argument("--ferplus", default=str(dataset_root("ferplus")),
+                    help="FER+ root (FER2013Valid/ inside; default: $FER_DATA/ferplus)")
+    ap.add_argument("--fer2013", default=str(dataset_root("fer2013")),
+                    help="FER2013 class folders (val/ inside; default: $FER_DATA/fer2013)")
     ap.add_argument("--run-dir", default=None, help="the run whose curves.png to copy (default: SOURCE/..)")
     ap.add_argument("--fer-crop", action="store_true",
                     help="stamp the project's fitted crop spec for FER-style images (fer_core.preprocess.FER_CROP)")

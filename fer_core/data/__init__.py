@@ -1,4 +1,5 @@
-"""Dataset readers, the prepared cache and GPU augmentation."""
+"""Dataset readers, where the data lives (``FER_DATA``), its layout from the official files, the prepared cache and
+GPU augmentation."""
 from .cache import load_cache, save_cache  # noqa: F401
 from .datasets import (  # noqa: F401
                        DatasetError,
@@ -11,4 +12,4 @@ from .datasets import (  # noqa: F401
                        read_image_folder,
                        read_rafdb,
 )
-from .root import DATA_ENV, data_root, dataset_root  # noqa: F401
+from .root import DATA_ENV, DataNotFound, data_root, dataset_root, missing_message, require, resolve_data  # noqa: F401

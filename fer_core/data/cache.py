@@ -4,7 +4,7 @@ FER+ train + valid (32k 48x48 images) packs into about 55 MB and loads in second
 GPU machine. The file is an uncompressed ``.npz`` (read with ``allow_pickle=False``) wrapped in xz/lzma; the
 metadata (label names, paths, errors, protocol drops) is a JSON string inside it.
 
-    python train_scripts/prepare_data.py ferplus:../shared/datasets/ferplus --splits train,valid --out .data/ferplus.npz.xz
+    fer-data cache ferplus --splits train,valid --out .data/ferplus.npz.xz    # FER+ from $FER_DATA/ferplus
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ import numpy as np
 from ..files import atomic_output
 from ..labels import get_label_set
 from .datasets import ImageDataset
+from .root import require
 
 CACHE_VERSION = 1
 
@@ -44,7 +45,7 @@ def save_cache(splits: dict[str, ImageDataset], path, preset: int = 6) -> Path:
 
 
 def load_cache(path) -> dict[str, ImageDataset]:
-    path = Path(path)
+    path = require("cache", path)
     try:
         with lzma.open(path, "rb") as f:
             data = np.load(io.BytesIO(f.read()), allow_pickle=False)

@@ -20,14 +20,11 @@ import cv2
 import numpy as np
 
 from ..labels import AFFECTNET7, AFFECTNET8, CANONICAL, FER2013, FERPLUS, RAFDB, LabelSet, canonical_name, get_label_set
+from .root import GET_THE_DATA, DatasetError, dataset_root, require
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 FERPLUS_DIRS = {"train": "FER2013Train", "valid": "FER2013Valid", "val": "FER2013Valid", "test": "FER2013Test"}
 FERPLUS_COLUMNS = CANONICAL + ("unknown", "NF")
-
-
-class DatasetError(ValueError):
-    pass
 
 
 @dataclass
@@ -147,7 +144,8 @@ def read_ferplus(root, split: str = "train", protocol: str = "majority", ties: s
     folder = Path(root) / FERPLUS_DIRS.get(split, split)
     csv_path = folder / "label.csv"
     if not csv_path.exists():
-        raise DatasetError(f"{csv_path}: not found (expected the FER+ layout {sorted(set(FERPLUS_DIRS.values()))})")
+        raise DatasetError(f"{csv_path}: not found (expected the FER+ layout {sorted(set(FERPLUS_DIRS.values()))}, "
+                           f"as `fer-data layout` writes it: {GET_THE_DATA})")
     items, soft, errors, dropped = [], [], [], {"unknown_or_nf": 0, "tie": 0}
     with open(csv_path, newline="") as f:
         for lineno, row in enumerate(csv.reader(f), 1):
@@ -341,11 +339,19 @@ def read_affectnet(root, split: str = "val", classes: int = 8, strict=False, siz
                          errors=errors, dropped=dropped)
 
 
+KINDS = ("ferplus", "fer2013", "rafdb", "affectnet", "affectnet7", "affectnet8", "folder")
+
+
 # -- by name -----------------------------------------------------------------------------------------------------
 
-def read_dataset(kind: str, root, split: str | None = None, protocol: str = "majority", **kw) -> ImageDataset:
+def read_dataset(kind: str, root=None, split: str | None = None, protocol: str = "majority", **kw) -> ImageDataset:
     """One entry point: ``kind`` in ferplus, fer2013 (folders or a .csv path), rafdb, affectnet, affectnet7,
-    folder (``root`` is the folder whose subfolders are the classes; ``split`` is not needed)."""
+    folder (``root`` is the folder whose subfolders are the classes; ``split`` is not needed). ``root`` defaults to
+    the kind's folder under ``FER_DATA``; a missing one raises :class:`~fer_core.data.root.DataNotFound`, which
+    says what to download and from where."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown dataset kind {kind!r}; known: {', '.join(KINDS)}")
+    root = require(kind, root if root is not None and str(root) else dataset_root(kind))
     if kind == "ferplus":
         return read_ferplus(root, split or "train", protocol, **kw)
     if kind == "fer2013":
@@ -356,6 +362,4 @@ def read_dataset(kind: str, root, split: str | None = None, protocol: str = "maj
         return read_rafdb(root, split or "train", **kw)
     if kind in ("affectnet", "affectnet8", "affectnet7"):
         return read_affectnet(root, split or "val", classes=7 if kind == "affectnet7" else 8, **kw)
-    if kind == "folder":
-        return read_image_folder(Path(root) / split if split else root, **kw)
-    raise ValueError(f"unknown dataset kind {kind!r}; known: ferplus, fer2013, rafdb, affectnet, affectnet7, folder")
+    return read_image_folder(Path(root) / split if split else root, **kw)

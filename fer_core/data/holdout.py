@@ -5,7 +5,7 @@ The slice is a list of image names (one per line, ``#`` comments allowed), drawn
 seeded, and stored with the code (``fer_core/data/splits/``): a list of file names, not images. A run given
 ``--select ferplus`` trains on FER+ train without those images and selects on them.
 
-    python -m fer_core.data.holdout ferplus:../shared/datasets/ferplus --fraction 0.1 --seed 0 \\
+    python -m fer_core.data.holdout ferplus --fraction 0.1 --seed 0 \\
         --out fer_core/data/splits/ferplus_train_select.txt
 """
 from __future__ import annotations
@@ -84,15 +84,16 @@ def first(ds: ImageDataset, n: int) -> ImageDataset:
 
 def main(argv=None):
     from .datasets import read_dataset
+    from .root import resolve_data
 
     ap = argparse.ArgumentParser(description="Draw a stratified selection slice of a training split.")
-    ap.add_argument("data", help="KIND:PATH, e.g. ferplus:../shared/datasets/ferplus")
+    ap.add_argument("data", help="KIND (its folder under $FER_DATA) or KIND:PATH, e.g. ferplus")
     ap.add_argument("--split", default="train")
     ap.add_argument("--fraction", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
-    kind, _, path = a.data.partition(":")
+    kind, path = resolve_data(a.data)
     # every image whose top vote is an emotion (the probability protocol's set, ties kept): a superset of the
     # majority protocol's, stratified by the top vote
     ds = read_dataset(kind, path, a.split, "probability") if kind == "ferplus" else read_dataset(kind, path, a.split)

@@ -1,6 +1,6 @@
 """DDAMFN: Dual-Direction Attention Mixed Feature Network (Zhang et al., Electronics 12(17):3595, 2023).
 
-Computes what the authors' reference code computes (see ../shared/ARCHITECTURES.md), with two differences that
+Computes what the authors' public reference code computes, with two differences that
 change no output: tensors the reference declares but never uses are not created (the BN/PReLU inside each mixed
 depthwise conv, each head's unused 7x7 ``Linear``, the top-level ``BatchNorm1d`` over classes), and ``forward``
 returns logits only (the heads' maps come from :meth:`DDAMFN.forward_details`). Module names follow the
@@ -49,7 +49,7 @@ class MixedDepthwiseConv(nn.Module):
 
     Out of training it runs as one depthwise conv whose kernel is the groups' kernels zero-padded to the largest
     (the same sums, so the same outputs): one operator instead of a split, a conv per group and a concatenation.
-    On small maps the operators' overhead costs more than the extra multiplications by zero (BENCHMARKS:
+    On small maps the operators' overhead costs more than the extra multiplications by zero (docs/experiments.md:
     "Fewer, larger kernels"). Training keeps the groups, whose larger batches are arithmetic-bound."""
 
     def __init__(self, channels: int, kernels, splits, stride: int):

@@ -4,7 +4,7 @@ After each selected stage a DDA block computes a mask ``m`` of the stage output'
 ``x * (1 + m)``. The mask fuses a *spatial* path (strided 3x3 convs down to the 1/32 grid) with a *context* path
 (two 3x3 convs, then copies of ResNet18's stages from this stage on, refined by attention-refinement modules) in a
 feature-fusion module, upsamples back to the stage's grid and ends in a 1x1 conv + BN + ReLU + channel softmax
-(see ../shared/ARCHITECTURES.md). Unlike the reference, each context path holds only the ResNet18 stages it
+(as in the authors' public code). Unlike the reference, each context path holds only the ResNet18 stages it
 runs, so no parameter is left unused. At 224x224 every tensor has exactly the reference's shape; at other input
 sizes the few places where the reference's fixed strides would disagree by a pixel are aligned with bilinear
 resizing (upsampled maps) or adaptive max pooling (the 2x2 pooling of DDA1's context), and nothing else changes.

@@ -22,9 +22,9 @@ SCHEDULES = ("cosine", "step")
 class TrainConfig:
     model: str = option("ddamfn", "a registered model: ddamfn, resnet18_dda, resnet34_dda, resnet50_dda, fusion")
     model_args: dict = option({}, 'the model\'s arguments as JSON, e.g. \'{"dda_stages": [3, 4], "drop_rate": 0.4}\'')
-    data: str = option("ferplus:../shared/datasets/ferplus",
-                       "KIND:PATH (ferplus, fer2013 (folders or a .csv), rafdb, affectnet, affectnet7, folder) or "
-                       "cache:FILE from prepare_data.py")
+    data: str = option("ferplus",
+                       "KIND (its folder under $FER_DATA) or KIND:PATH (ferplus, fer2013 (folders or a .csv), rafdb, "
+                       "affectnet, affectnet7, folder) or cache:FILE from fer-data cache")
     protocol: str = option("majority", "FER+: majority (hard labels) or probability (vote distributions)", PROTOCOLS)
     train_split: str = option("train", "split to train on")
     val_split: str = option("valid", "split to select on (never the test split)")

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import load_cache, read_dataset
+from ..data import load_cache, read_dataset, resolve_data
 from ..data.holdout import first, only, read_list, without
 from ..models import create_model, get_entry
 from ..models.fusion import FusionNet
@@ -21,7 +21,7 @@ from .sam import SAM
 
 
 def _read_split(data: str, split: str, protocol: str):
-    kind, _, path = data.partition(":")
+    kind, path = resolve_data(data)
     if kind != "cache":
         return read_dataset(kind, path, split, protocol)
     splits = load_cache(path)
