@@ -21,7 +21,7 @@ import torch
 from bench.timing import add_page_options, p50
 from fer_core.data import dataset_root
 from fer_core.predict import MODEL_KEYS, Analyzer
-from fer_core.runtime import OnnxReader, onnx_reader
+from fer_core.runtime import onnx_reader
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -149,12 +149,12 @@ def model_row(a, key, slot, fast) -> dict:
         x = torch.randn(batch, 3, size, size)
         with torch.inference_mode():
             row[f"eager_b{batch}_ms"] = p50(lambda: model(x), a.runs)
-        path = (fast.slots[key].onnx or onnx_reader(model, size)[0]).path
-        reader = OnnxReader(path, a.threads)  # every thread on this one model
+        page = fast.slots[key].onnx or onnx_reader(model, size)[0]  # the page's: prefix, then suffix
+        reader = page.with_threads(a.threads)  # every thread on this one model
         row[f"onnx_b{batch}_ms"] = p50(lambda: reader(x), a.runs)
-        spinning = OnnxReader(path, a.threads, spin=True)  # threads that spin between operators
+        spinning = page.with_threads(a.threads, spin=True)  # threads that spin between operators
         row[f"onnx_spin_b{batch}_ms"] = p50(lambda: spinning(x), a.runs)
-        single = OnnxReader(path, 1)  # one thread: its share when the models read side by side
+        single = page.with_threads(1)  # one thread: its share when the models read side by side
         row[f"onnx_1thread_b{batch}_ms"] = p50(lambda: single(x), a.runs)
         row[f"profile_b{batch}"] = profile(model, x)
     row.update(backward_precisions(model, size, a.runs))
@@ -179,7 +179,7 @@ def branches(a, fast) -> dict:
     """The two branches one after the other on every thread, against side by side on one thread each (the page)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    pairs = [(OnnxReader(fast.slots[k].onnx.path, t), torch.randn(2, 3, fast.slots[k].size, fast.slots[k].size))
+    pairs = [(fast.slots[k].onnx.with_threads(t), torch.randn(2, 3, fast.slots[k].size, fast.slots[k].size))
              for k in ("ddamfn", "resnet_dda") for t in (a.threads, 1)]
     (d_all, xd), (d_one, _), (r_all, xr), (r_one, _) = pairs
     res = {"branches_one_after_the_other_ms": p50(lambda: (d_all(xd), r_all(xr)), a.runs)}

@@ -56,16 +56,22 @@ class ModelColumn:
 
 
 class CompactCard:
-    """One model in the compact view: its top three and its two maps, small."""
+    """One model in the compact view: its top three and its two maps, small, each named beneath it (side by side
+    on a wide screen, one above the other on a phone's: the name travels with its map)."""
 
-    def __init__(self, key: str):
+    def __init__(self, key: str, fusion: bool = False):
         self.key = key
         self.probs = gr.Label(num_top_classes=3, label=display_name(key), elem_id=f"compact-label-{key}")
         kw = dict(interactive=False, height=COMPACT_MAP, buttons=[], elem_classes=["map", "compact-map"],
                   container=False, show_label=False)
         with gr.Row(equal_height=True):
-            self.cam = gr.Image(elem_id=f"compact-cam-{key}", **kw)
-            self.att = gr.Image(elem_id=f"compact-att-{key}", **kw)
+            with gr.Column(min_width=COMPACT_MAP, elem_classes=["compact-cell"]):
+                self.cam = gr.Image(elem_id=f"compact-cam-{key}", **kw)
+                gr.Markdown("Grad-CAM", elem_id=f"compact-cam-name-{key}", elem_classes=["map-name"])
+            with gr.Column(min_width=COMPACT_MAP, elem_classes=["compact-cell"]):
+                self.att = gr.Image(elem_id=f"compact-att-{key}", **kw)
+                gr.Markdown("branches' attention" if fusion else "own attention", elem_id=f"compact-att-name-{key}",
+                            elem_classes=["map-name"])
 
     @property
     def components(self):
@@ -106,10 +112,10 @@ class PhotoTab:
         with gr.Row(equal_height=False, elem_id="compact"):
             for key in keys:
                 with gr.Column(min_width=90):
-                    self.cards.append(CompactCard(key))
-        gr.Markdown("Each model above: its three likeliest labels, where it looked (Grad-CAM, left) and its own "
-                    "attention (right). The full columns below add every probability, larger maps and the face "
-                    "as the model saw it.", elem_id="compact-note")
+                    self.cards.append(CompactCard(key, fusion=hasattr(page.analyzer.slots[key].model, "fuse")))
+        gr.Markdown("Each model above: its three likeliest labels and its two maps, each named beneath it: where it "
+                    "looked (Grad-CAM) and its own attention. The full columns below add every probability, larger "
+                    "maps and the face as the model saw it.", elem_id="compact-note")
         self.columns = []
         with gr.Accordion("Each model in full", open=False, elem_id="full-columns"):
             with gr.Row(equal_height=False):

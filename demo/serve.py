@@ -19,9 +19,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(env: dict | None = None, log=None, timeout: float = 180.0):
+def start_app(env: dict | None = None, log=None, timeout: float = 600.0):
     """(process, url) of ``python app.py`` on 127.0.0.1 with ``env`` added to the environment; output goes to the
-    file object ``log`` (default: discarded). Raises RuntimeError with the log's tail if it does not start."""
+    file object ``log`` (default: discarded). Raises RuntimeError with the log's tail if it exits first, or has
+    not answered within ``timeout`` seconds (a hang guard: a busy machine may take minutes to build the ONNX files)."""
     port = free_port()
     full = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1",
                 GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", **(env or {}))
@@ -35,6 +36,7 @@ def start_app(env: dict | None = None, log=None, timeout: float = 180.0):
             return proc, url
         except OSError:
             time.sleep(0.5)
+    exited = proc.poll()
     proc.kill()
     proc.wait()
     tail = ""
@@ -42,13 +44,15 @@ def start_app(env: dict | None = None, log=None, timeout: float = 180.0):
         log.flush()
         log.seek(0)
         tail = log.read()[-3000:]
-    raise RuntimeError(f"the app did not start within {timeout:.0f} s:\n{tail}")
+    why = f"exited with {exited}" if exited is not None else f"did not answer in {timeout:.0f} s"
+    raise RuntimeError(f"the app {why}:\n{tail}")
 
 
-def stop_app(proc) -> None:
+def stop_app(proc, timeout: float = 120.0) -> None:
+    """Stop the app as a host does (SIGTERM), then kill it if it has not closed within ``timeout`` seconds."""
     proc.terminate()
     try:
-        proc.wait(timeout=20)
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()

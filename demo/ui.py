@@ -30,6 +30,10 @@ CSS = """
 #colour-scale { max-width: 680px; }
 #compact { gap: 6px; }
 .compact-map img { object-fit: contain; }
+/* each compact map with its name beneath it: one cell, so that a narrow screen wraps them together */
+.compact-cell { gap: 0 !important; }
+.map-name { text-align: center; font-size: var(--text-sm); line-height: 1.2; }
+.map-name p { margin: 0 !important; }
 /* the compact view's three labels side by side: a heading and lines that fit a third of a phone's width */
 #compact [id^="compact-label-"] .output-class { font-size: clamp(0.8rem, 3.6vw, var(--text-xxl)) !important;
   padding: var(--size-6) 0 var(--size-2) 0 !important; }

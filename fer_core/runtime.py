@@ -1,19 +1,22 @@
 """An ONNX Runtime path for reading faces (live frames, video, the API, the CLI) and for most of the maps' forward.
 
-Each weight is exported once (``torch.onnx``, opset 17, a dynamic batch) to a graph that returns its logits and
-pooled features (what a fusion needs from its branches), optimised offline by ONNX Runtime at its basic level
-(constant folding, BatchNorm folded into the convolutions: standard ONNX operators, so the file serves any
-runtime), and cached as ``model-<sha256 of the tensors, 16 hex>-g<GRAPH_VERSION>.onnx`` with its tensors in
-``.onnx.data`` beside it (ONNX's external-data format: a session maps them instead of holding a second copy;
-rebuilt when the tensors change) in ``FER_ONNX_CACHE`` (default ``~/.cache/fer/onnx``), one folder per weights
-folder (its ``source`` file names that folder; building a file removes the cache's folders whose weights folder is
-gone, so temporary weights leave nothing behind). A second file per weight, ``prefix-...``, holds the part before
-Grad-CAM's target's output (``forward_prefix``): the maps need no gradient there, so it runs here and torch runs
-only the rest (``forward_suffix``) with its backward. Every session checks itself against the torch model on a fixed
-random batch when it is built: outputs within ``TOLERANCE`` or the Analyzer keeps torch for that part (and says so).
-The torch path stays for training and for the part of the maps that needs a backward pass.
+Each weight is exported (``torch.onnx``, opset 17, a dynamic batch) in two parts, split at Grad-CAM's target: the
+``prefix`` (the image -> what ``forward_prefix`` returns: the activations at the target, ``act``, and the earlier
+attention maps) and the ``suffix`` (``act`` -> the logits and the pooled features a fusion needs from its branches).
+A reading chains the two (:class:`OnnxChain`); the maps run the prefix alone and torch the rest
+(``forward_suffix``) with its backward; so ONNX Runtime holds each weight once (docs/memory.md). Each file is
+optimised offline by ONNX Runtime at its basic level (constant folding, BatchNorm folded into the convolutions:
+standard ONNX operators, so the file serves any runtime) and cached as
+``<part>-<sha256 of the tensors, 16 hex>-g<GRAPH_VERSION>.onnx`` with its tensors in ``.onnx.data`` beside it
+(ONNX's external-data format; rebuilt when the tensors change) in ``FER_ONNX_CACHE`` (default
+``~/.cache/fer/onnx``), one folder per weights folder (its ``source`` file names that folder; building a file
+removes the cache's folders whose weights folder is gone, so temporary weights leave nothing behind). The whole
+reading in one graph (``model-...``) is built on demand only (bench/int8.py). Every session checks itself against
+the torch model on a fixed random batch when it is built (and a chain end to end): outputs within ``TOLERANCE`` or
+the Analyzer keeps torch for that part (and says so). The torch path stays for training and for the part of the
+maps that needs a backward pass.
 
-    python -m fer_core.runtime weights/ddamfn weights/resnet_dda    # build (or find) their ONNX files (both parts)
+    python -m fer_core.runtime weights/ddamfn weights/resnet_dda    # build (or find) their ONNX files
 """
 from __future__ import annotations
 
@@ -38,24 +41,27 @@ TOLERANCE = 1e-3  # max |logit difference| against torch, on the self-check batc
 class _Reader(nn.Module):
     """What ONNX runs to read a face: the image -> (logits, pooled features)."""
 
+    input_name = "x"
     outputs = ("logits", "pooled")
 
     def __init__(self, model, size: int | None = None):
         super().__init__()
-        self.model = model
+        self.model, self.size = model, size
+
+    def example(self, batch: int = 2, generator=None) -> torch.Tensor:
+        return torch.randn(batch, 3, self.size, self.size, generator=generator)
 
     def forward(self, x):
         d = self.model.forward_details(x)
         return d["logits"], d["pooled"]
 
 
-class _Prefix(nn.Module):
+class _Prefix(_Reader):
     """What ONNX runs for the maps: the image -> the tensors of ``model.forward_prefix`` (the part before Grad-CAM's
     target's output; torch runs the rest, :meth:`forward_suffix`, with its backward), flattened to ``a.b`` names."""
 
     def __init__(self, model, size: int):
-        super().__init__()
-        self.model = model
+        super().__init__(model, size)
         with torch.no_grad():
             self.outputs = tuple(_flatten(model.forward_prefix(torch.zeros(1, 3, size, size))))
 
@@ -64,7 +70,33 @@ class _Prefix(nn.Module):
         return tuple(flat[k] for k in self.outputs)
 
 
-PARTS = {"model": _Reader, "prefix": _Prefix}  # what each ONNX file of a weight holds, by its name's first word
+class _Suffix(_Reader):
+    """The rest of a reading, after the prefix: the activations at Grad-CAM's target (``act``) -> (logits, pooled
+    features). Chained after the prefix (:class:`OnnxChain`) it reads a face, so that ONNX Runtime holds each weight
+    once (the maps need the prefix alone: torch runs the suffix there, with its backward)."""
+
+    input_name = "act"
+
+    def __init__(self, model, size: int):
+        super().__init__(model, size)
+        with torch.no_grad():
+            pre = model.forward_prefix(torch.zeros(1, 3, size, size))
+        self.constants = {k: v for k, v in pre.items() if not isinstance(v, (torch.Tensor, dict))}  # (the stage)
+        self.shape = tuple(pre["act"].shape[1:])
+
+    def example(self, batch: int = 2, generator=None) -> torch.Tensor:
+        x = super().example(batch, generator)
+        with torch.no_grad():
+            return self.model.forward_prefix(x)["act"]
+
+    def forward(self, act):
+        d = self.model.forward_suffix({**self.constants, "act": act})
+        return d["logits"], d["pooled"]
+
+
+# what each ONNX file of a weight holds, by its name's first word: the app reads with prefix + suffix and runs the
+# prefix alone for the maps; ``model`` (the whole reading in one graph) is built on demand (bench/int8.py)
+PARTS = {"prefix": _Prefix, "suffix": _Suffix, "model": _Reader}
 
 
 def _flatten(d: dict, stem: str = "") -> dict:
@@ -98,7 +130,7 @@ def available() -> bool:
 
 
 def cache_path(model, part: str = "model") -> Path:
-    """Where an ONNX file of these weights lives (``part``: ``model`` reads a face, ``prefix`` serves the maps):
+    """Where an ONNX file of these weights lives (``part``: ``prefix``, ``suffix`` or ``model``, :data:`PARTS`):
     in ``FER_ONNX_CACHE`` (default ``~/.cache/fer/onnx``), in a folder of its own per weights folder, not in it
     (their float32 tensors would triple ``weights/``)."""
     sha = weights_sha256(model)
@@ -123,14 +155,14 @@ def export_onnx(model, size: int, path: Path, part: str = "model") -> Path:
     model.eval()
     reader = PARTS[part](model, size).eval()
     buf = io.BytesIO()
-    x = torch.zeros(2, 3, size, size)
+    x = torch.zeros_like(reader.example())
     with torch.no_grad():
         reader(x)  # builds what a model caches for inference (DDAMFN's merged MixConv kernels): constants in the trace
-    names = list(reader.outputs)
+    names, first = list(reader.outputs), reader.input_name
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(reader, (x,), buf, input_names=["x"], output_names=names,
-                          dynamic_axes={k: {0: "batch"} for k in ["x"] + names}, opset_version=OPSET, dynamo=False)
+        torch.onnx.export(reader, (x,), buf, input_names=[first], output_names=names,
+                          dynamic_axes={k: {0: "batch"} for k in [first] + names}, opset_version=OPSET, dynamo=False)
     model.train(was)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = path.with_name(path.name + ".data")  # the tensors, beside the graph: ORT maps them instead of copying
@@ -167,10 +199,12 @@ def prune_orphans(cache: Path) -> list[Path]:
 
 
 class OnnxReader:
-    """An ONNX Runtime session of one weight's file: ``(x) -> {"logits", "pooled"}`` (a ``model`` file) or what
-    ``forward_prefix`` returns (a ``prefix`` file), as torch tensors."""
+    """An ONNX Runtime session of one weight's file, as torch tensors: ``(x) -> {"logits", "pooled"}`` (a ``model``
+    file), what ``forward_prefix`` returns (a ``prefix`` file), or ``(act) -> {"logits", "pooled"}`` (a ``suffix``
+    file)."""
 
-    def __init__(self, path: Path, threads: int | None = None, device: str = "cpu", spin: bool | None = None):
+    def __init__(self, path: Path, threads: int | None = None, device: str = "cpu", spin: bool | None = None,
+                 prepack: bool = True):
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -182,18 +216,47 @@ class OnnxReader:
         # spinning threads take their time and the live tab's readings halve (BENCHMARKS: "Inference engines")
         spin = os.environ.get("FER_ORT_SPIN", "0") == "1" if spin is None else spin
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        # ONNX Runtime's copies of some weights in its kernels' layouts: ~15 MB of the branches' ~217, and ResNet+DDA
+        # reads 6-8% slower without them (bench/onnx_memory.py, docs/memory.md): kept
+        if not prepack:
+            so.add_session_config_entry("session.disable_prepacking", "1")
         providers = ["CPUExecutionProvider"]
         if str(device).startswith("cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
             providers.insert(0, "CUDAExecutionProvider")
-        self.path = Path(path)
+        self.path, self.threads, self.device, self.spin, self.prepack = Path(path), threads, device, spin, prepack
         self.session = ort.InferenceSession(str(path), so, providers=providers)
-
+        self.input = self.session.get_inputs()[0].name
         self.names = [o.name for o in self.session.get_outputs()]
         self.constants = {}  # what the torch part returns beside tensors (ResNet+DDA's prefix: its target stage)
 
+    def run(self, x: np.ndarray, names=None) -> list[np.ndarray]:
+        """The session on a float32 array: its outputs ``names`` (default all), as arrays."""
+        return self.session.run(names, {self.input: x})
+
     def __call__(self, x: torch.Tensor) -> dict:
-        out = self.session.run(None, {"x": np.ascontiguousarray(x.detach().cpu().numpy(), np.float32)})
+        out = self.run(np.ascontiguousarray(x.detach().cpu().numpy(), np.float32))
         return {**self.constants, **_nest({k: torch.from_numpy(v) for k, v in zip(self.names, out)})}
+
+    def with_threads(self, threads: int | None, spin: bool | None = None) -> OnnxReader:
+        """Another session of the same file on ``threads`` threads (a bench's variants)."""
+        return OnnxReader(self.path, threads, self.device, self.spin if spin is None else spin, self.prepack)
+
+
+class OnnxChain:
+    """A face read by a weight's ``prefix`` and ``suffix`` sessions, one after the other (the activations at
+    Grad-CAM's target pass between them as an array): ``(x) -> {"logits", "pooled"}``. The maps run the same prefix
+    session, so ONNX Runtime holds each weight once."""
+
+    def __init__(self, prefix: OnnxReader, suffix: OnnxReader):
+        self.prefix, self.suffix = prefix, suffix
+        self.paths = (prefix.path, suffix.path)
+
+    def __call__(self, x: torch.Tensor) -> dict:
+        act, = self.prefix.run(np.ascontiguousarray(x.detach().cpu().numpy(), np.float32), ["act"])
+        return dict(zip(self.suffix.names, (torch.from_numpy(v) for v in self.suffix.run(act))))
+
+    def with_threads(self, threads: int | None, spin: bool | None = None) -> OnnxChain:
+        return OnnxChain(self.prefix.with_threads(threads, spin), self.suffix.with_threads(threads, spin))
 
 
 def onnx_reader(model, size: int, threads: int | None = None, device: str = "cpu",
@@ -214,8 +277,22 @@ def onnx_reader(model, size: int, threads: int | None = None, device: str = "cpu
         return None, f"ONNX export or session failed ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
     gap = self_check(model, reader, size, part)
     if gap > TOLERANCE:
-        return None, f"ONNX {'logits' if part == 'model' else 'outputs'} differ from torch by {gap:.2e} (> {TOLERANCE})"
+        return None, f"ONNX {'outputs' if part == 'prefix' else 'logits'} differ from torch by {gap:.2e} (> {TOLERANCE})"
     return reader, ""
+
+
+def onnx_chain(model, size: int, prefix: OnnxReader, threads: int | None = None,
+               device: str = "cpu") -> tuple[OnnxChain | None, str]:
+    """A reading of ``model`` by its ``prefix`` session and its ``suffix`` one (built and cached on first use),
+    checked end to end against torch; or None and why."""
+    suffix, why = onnx_reader(model, size, threads, device, part="suffix")
+    if suffix is None:
+        return None, why
+    chain = OnnxChain(prefix, suffix)
+    gap = self_check(model, chain, size)
+    if gap > TOLERANCE:
+        return None, f"ONNX logits (prefix, then suffix) differ from torch by {gap:.2e} (> {TOLERANCE})"
+    return chain, ""
 
 
 def _release_freed_memory() -> None:
@@ -229,9 +306,10 @@ def _release_freed_memory() -> None:
         pass
 
 
-def self_check(model, reader: OnnxReader, size: int, part: str = "model") -> float:
-    """The largest |difference| between torch and ONNX on a fixed random batch of two: of the logits (``model``),
-    of every output (``prefix``, whose other values the reader takes from torch's)."""
+def self_check(model, reader, size: int, part: str = "model") -> float:
+    """The largest |difference| between torch and ONNX on a fixed random batch of two: of the logits (``model``, a
+    chain, ``suffix`` on torch's activations at the target), of every output (``prefix``, whose other values the
+    reader takes from torch's)."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(2, 3, size, size, generator=g)
     device = next(model.parameters()).device
@@ -239,6 +317,9 @@ def self_check(model, reader: OnnxReader, size: int, part: str = "model") -> flo
         if part == "model":
             return float((reader(x)["logits"] - model(x.to(device)).float().cpu()).abs().max())
         ref = model.forward_prefix(x.to(device))
+        if part == "suffix":
+            want = model.forward_suffix(ref)["logits"].float().cpu()
+            return float((reader(ref["act"])["logits"] - want).abs().max())
     reader.constants = {k: v for k, v in ref.items() if not isinstance(v, (torch.Tensor, dict))}
     got, want = _flatten(reader(x)), _flatten(ref)
     if set(got) != set(want):
@@ -254,6 +335,8 @@ def main(argv=None):
 
     ap = argparse.ArgumentParser(description="Build (or find) the ONNX files of weights folders.")
     ap.add_argument("weights", nargs="+")
+    ap.add_argument("--part", action="append", choices=list(PARTS),
+                    help="the parts to build (default: prefix and suffix, what the app reads with)")
     a = ap.parse_args(argv)
     for w in a.weights:
         model = load_weights(w)
@@ -261,7 +344,7 @@ def main(argv=None):
         if len(dc.input_sizes) > 1:
             print(f"{w}: a fusion runs from its branches' ONNX files and its own small torch head")
             continue
-        for part in PARTS:
+        for part in a.part or ("prefix", "suffix"):
             reader, why = onnx_reader(model, dc.input_size, part=part)
             print(f"{w} ({part}): {reader.path if reader else why}")
 

@@ -70,13 +70,22 @@ def test_the_cache_forgets_weights_folders_that_are_gone(test_weights, tmp_path,
 
 
 def test_the_analyzer_reads_through_onnx_what_torch_reads(weights):
+    """A reading chains each model's two ONNX files (the part before Grad-CAM's target, the maps' own session, then
+    the rest), so that ONNX Runtime holds each weight once; it reads what torch reads."""
     from fer_core.predict import Analyzer
+    from fer_core.runtime import cache_path
 
     names = {k: weights / k for k in MODELS}
     fast = Analyzer.from_pretrained(names, detector="yunet", device="cpu")
     slow = Analyzer.from_pretrained(names, detector="yunet", device="cpu", engine="torch")
     assert fast.engine == "onnx" and fast.engine_notes == [] and slow.engine == "torch"
     assert fast.slots["ddamfn"].onnx is not None and fast.slots["fusion"].onnx is None  # the head stays in torch
+    for key in ("ddamfn", "resnet_dda"):
+        slot = fast.slots[key]
+        assert slot.onnx.prefix is slot.prefix  # one session of the prefix serves the readings and the maps
+        assert slot.onnx.paths == (cache_path(slot.model, "prefix"), cache_path(slot.model, "suffix"))
+        files = sorted(p.name.split("-")[0] for p in cache_path(slot.model).parent.glob("*.onnx"))
+        assert files == ["prefix", "suffix"], files  # no whole-model file: its weights would be held twice
     a, b = fast.analyze(ASTRONAUT).faces[0].models, slow.analyze(ASTRONAUT).faces[0].models
     for key in MODELS:
         assert np.abs(a[key].logits - b[key].logits).max() < 1e-3, key
@@ -125,6 +134,7 @@ def test_maps_in_bfloat16_run_resnet_dda_after_its_target_in_a_copy_and_read_as_
     target) runs that part in a frozen bfloat16 copy, the float32 model untouched; the readings with maps keep their
     labels and stay within bfloat16's rounding of float32's, the maps close to float32's; readings without maps never
     use the copy. FER_MAPS_DTYPE chooses for ``auto``; anything else is refused."""
+    from fer_core.hardware import cpu_has_native_bf16
     from fer_core.predict import Analyzer
 
     names = {k: weights / k for k in MODELS}
@@ -145,6 +155,13 @@ def test_maps_in_bfloat16_run_resnet_dda_after_its_target_in_a_copy_and_read_as_
             assert np.abs(plain[key].logits - a[key].logits).max() < 1e-3, key  # no maps: float32 throughout
             if a[key].gradcam.std() > 0:
                 assert np.corrcoef(a[key].gradcam.ravel(), b[key].gradcam.ravel())[0, 1] > 0.9, key
+    # auto: no bfloat16 copy beside ONNX Runtime's (each weight held at most twice); with torch alone, on CPUs
+    # that compute bfloat16 natively, the copy is the second
+    auto = Analyzer.from_pretrained(names, detector="yunet", device="cpu")
+    assert auto.maps_dtype == "float32" and all(s.lean is None for s in auto.slots.values())
+    alone = Analyzer.from_pretrained(names, detector="yunet", device="cpu", engine="torch")
+    assert alone.maps_dtype == ("bfloat16" if cpu_has_native_bf16() else "float32")
+    assert (alone.slots["resnet_dda"].lean is not None) == cpu_has_native_bf16()
     copy = f32.to("cpu")  # a copy on another device asks for what the original was asked
     assert copy.maps_dtype == "float32" and copy.asked == f32.asked and copy.slots["resnet_dda"].lean is None
     monkeypatch.setenv("FER_MAPS_DTYPE", "float32")

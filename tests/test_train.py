@@ -46,10 +46,10 @@ def test_resume_after_sigkill_matches_uninterrupted_run(ferplus, tmp_path):
     p = subprocess.Popen(TRAIN + COMMON + data + ["--out", str(out)], stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, env=_env("1"))
     marker = out / "last.json"
-    deadline = time.time() + 300
-    while time.time() < deadline and p.poll() is None:
-        if marker.exists() and json.loads(marker.read_text()) == {"epoch": 1, "step": 2}:
-            break  # a checkpoint from the middle of the second epoch
+    while p.poll() is None:  # (pytest-timeout guards a hang)
+        where = json.loads(marker.read_text()) if marker.exists() else {}
+        if where.get("epoch") == 1 and where.get("step", 0) > 0:
+            break  # a checkpoint from the middle of the second epoch (after step 2 or 4 of 6): two chances
         time.sleep(0.05)
     assert p.poll() is None, "the run ended before it could be killed"
     os.kill(p.pid, signal.SIGKILL)

@@ -22,8 +22,8 @@ class Slot:
     data: DataConfig
     transform: Transform
     hidden: bool = False
-    onnx: object = None  # an ONNX Runtime reader of the same weights (fer_core.runtime), for reading without maps
-    prefix: object = None  # ONNX Runtime's session of the part before Grad-CAM's target (forward_prefix), for maps
+    onnx: object = None  # ONNX Runtime's reading of the same weights: ``prefix``, then the rest (runtime.OnnxChain)
+    prefix: object = None  # ONNX Runtime's session of the part before Grad-CAM's target (forward_prefix), for both
     lean: torch.nn.Module | None = None  # a frozen bfloat16 copy that runs the part after the target, for maps
 
     @classmethod
