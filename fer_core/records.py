@@ -5,7 +5,8 @@ per image or analysed video frame, as :meth:`fer_core.results.Analysis.to_json` 
 * JSON: an array, valid once the writer is closed (``[`` first, one record per element);
 * JSON Lines: one record per line, valid after every record;
 * CSV: one row per face, model and frame (``CSV_HEADER``, then each class's probability);
-* with ``maps_dir``: each face's Grad-CAM and own-attention maps as 8-bit PNGs, their paths in the record.
+* with ``maps_dir``: each face's Grad-CAM and own-attention maps as 8-bit PNGs, their paths in the record (from an
+  :class:`~fer_core.results.Analysis`, or from the PNG bytes a cluster worker made of one: :func:`map_pngs`).
 
 Each output is a path or an open text stream (the page writes into memory)."""
 from __future__ import annotations
@@ -56,11 +57,13 @@ class RecordWriter:
         self._owned.append(f)
         return f
 
-    def add(self, record: dict, analysis=None) -> dict:
-        """Write one record (with ``analysis``'s maps as PNGs when the writer has a ``maps_dir``); returns the
-        record as written."""
-        if analysis is not None and self.maps_dir is not None:
-            record = dict(record, maps=write_maps(record, analysis, Path(self.maps_dir)))
+    def add(self, record: dict, analysis=None, pngs: dict | None = None) -> dict:
+        """Write one record (with its maps as PNGs when the writer has a ``maps_dir``: ``analysis``'s, or ``pngs``
+        as :func:`map_pngs` made them elsewhere); returns the record as written."""
+        if analysis is not None and pngs is None:
+            pngs = map_pngs(analysis) if self.maps_dir is not None else None
+        if pngs is not None and self.maps_dir is not None:
+            record = dict(record, maps=write_maps(record, pngs, Path(self.maps_dir)))
         if self.json:
             self.json.write((",\n" if self.count else "") + json.dumps(record, indent=self.indent))
         if self.jsonl:
@@ -97,12 +100,11 @@ def records_text(records, labels, indent: int | None = 1) -> tuple[str, str]:
     return j.getvalue(), c.getvalue()
 
 
-def write_maps(record: dict, analysis, folder: Path) -> dict:
-    """Each face's Grad-CAM and own-attention maps as 8-bit grayscale PNGs in ``folder``; their paths by
-    ``face<N>/<model>/<kind>``."""
+def map_pngs(analysis) -> dict[str, bytes]:
+    """Each face's Grad-CAM and own-attention maps as 8-bit grayscale PNG files' bytes, by
+    ``face<N>/<model>/<kind>`` (what a cluster worker sends back for the writer to store)."""
     import cv2
 
-    stem = Path(record["file"]).stem + (f"_f{record['frame']}" if record.get("frame") is not None else "")
     out = {}
     for face in analysis.faces:
         for key, m in face.models.items():
@@ -110,7 +112,20 @@ def write_maps(record: dict, analysis, folder: Path) -> dict:
                 heat = getattr(m, kind)
                 if heat is None:
                     continue
-                path = folder / f"{stem}_face{face.index}_{key}_{kind}.png"
-                cv2.imwrite(str(path), np.uint8(np.round(heat * 255)))
-                out[f"face{face.index}/{key}/{kind}"] = str(path)
+                ok, buf = cv2.imencode(".png", np.uint8(np.round(heat * 255)))
+                if not ok:
+                    raise ValueError(f"could not encode face {face.index}'s {key} {kind} map")
+                out[f"face{face.index}/{key}/{kind}"] = buf.tobytes()
+    return out
+
+
+def write_maps(record: dict, pngs: dict[str, bytes], folder: Path) -> dict:
+    """The PNGs of :func:`map_pngs` in ``folder``, named after the record's file (and frame); their paths by
+    ``face<N>/<model>/<kind>``."""
+    stem = Path(record["file"]).stem + (f"_f{record['frame']}" if record.get("frame") is not None else "")
+    out = {}
+    for name, data in pngs.items():
+        path = folder / f"{stem}_{name.replace('/', '_')}.png"
+        path.write_bytes(data)
+        out[name] = str(path)
     return out

@@ -5,8 +5,9 @@ each at once; the page draws its timelines from them).
     for record in analyze_video(analyzer, "clip.mp4", every=5):
         ...   # {"frame", "time_s", "faces": [{"track", "box", "models": {key: {"probs", "top", ...}}}]}
 
-Limits, said on the page and in errors: ``MAX_SECONDS`` of video and ``MAX_FRAMES`` frames. A frame that cannot be
-decoded is reported (``{"frame": i, "error": ...}``) and skipped; the clip ends where the file ends.
+Limits, the page's, said there and in errors: ``MAX_SECONDS`` of video and ``MAX_FRAMES`` frames. The command line
+and the cluster path read whole files (``limits=False``: a research batch holds hour-long interviews). A frame that
+cannot be decoded is reported (``{"frame": i, "error": ...}``) and skipped; the clip ends where the file ends.
 """
 from __future__ import annotations
 
@@ -38,8 +39,9 @@ class VideoInfo:
         return self.frames / self.fps if self.fps > 0 and self.frames > 0 else None
 
 
-def probe(path) -> VideoInfo:
-    """What the clip is, or an :class:`ImageInputError` saying why it cannot be analysed."""
+def probe(path, limits: bool = True) -> VideoInfo:
+    """What the clip is, or an :class:`ImageInputError` saying why it cannot be analysed (with ``limits``: also
+    when it is longer than the page reads)."""
     path = Path(path)
     if not path.is_file():
         raise ImageInputError(f"{path.name}: no such file")
@@ -54,6 +56,8 @@ def probe(path) -> VideoInfo:
             raise ImageInputError(f"{path.name}: no frame could be decoded (an empty or damaged video)")
     finally:
         cap.release()
+    if not limits:
+        return info
     if info.seconds is not None and info.seconds > MAX_SECONDS:
         raise ImageInputError(f"{path.name}: {info.seconds:.0f} s long; the limit is {MAX_SECONDS} s "
                               f"({MAX_FRAMES} frames): cut it shorter")
@@ -62,17 +66,17 @@ def probe(path) -> VideoInfo:
     return info
 
 
-def frames(path, every: int = 1):
+def frames(path, every: int = 1, limits: bool = True):
     """``(index, time_s, rgb or None, error or None)`` for every ``every``-th frame, the undecodable ones with an
-    error; at most ``MAX_FRAMES`` frames are read."""
+    error; with ``limits`` at most ``MAX_FRAMES`` frames are read, else the whole file."""
     if every < 1:
         raise ValueError(f"every must be 1 or more, got {every}")
     cap = cv2.VideoCapture(str(path))
     fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
     expected = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-    i, bad = 0, 0
+    i, bad, end = 0, 0, MAX_FRAMES if limits else float("inf")
     try:
-        while i < MAX_FRAMES:
+        while i < end:
             wanted = i % every == 0
             ok = cap.grab()
             if not ok:
@@ -96,13 +100,14 @@ def frames(path, every: int = 1):
 
 
 def analyze_video(analyzer, path, every: int = 5, setting: str = "accurate", tracker: Tracker | None = None,
-                  progress=None):
-    """One record per analysed frame, as it is made; ``progress(done, total)`` after each (total may be None)."""
-    info = probe(path)
+                  progress=None, limits: bool = True):
+    """One record per analysed frame, as it is made; ``progress(done, total)`` after each (total may be None);
+    ``limits``: the page's (``MAX_SECONDS``, ``MAX_FRAMES``), else the whole file."""
+    info = probe(path, limits)
     tracker = tracker or Tracker()
     total = (info.frames + every - 1) // every if info.frames else None
     done = 0
-    for index, t, rgb, error in frames(path, every):
+    for index, t, rgb, error in frames(path, every, limits):
         if rgb is None:
             record = {"frame": index, "time_s": t, "error": error}
         else:

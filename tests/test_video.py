@@ -119,3 +119,20 @@ def test_the_video_tab_shows_timelines_a_moment_and_files_to_take_away(analyzer,
     assert len(json.loads(open(json_path).read())) == 4
     state = out[tab.state]
     assert tab.show_track(state, 2) is not None and tab.show_moment(state, 7) is not None
+
+
+def test_the_command_line_reads_whole_clips_the_page_would_refuse(test_weights, tmp_path, monkeypatch):
+    """The length limits (MAX_SECONDS, MAX_FRAMES) are the page's: fer-predict, in one process or on a cluster, reads
+    a research batch's hour-long interviews whole."""
+    from fer_core import video
+    from fer_core.predict import cli
+
+    clip = _clip(tmp_path / "long.avi", frames=12)  # 1.2 s at 10 frames/s
+    monkeypatch.setattr(video, "MAX_SECONDS", 1)
+    monkeypatch.setattr(video, "MAX_FRAMES", 6)
+    with pytest.raises(ImageInputError, match="the limit is 1 s"):
+        video.probe(clip)  # the page's reading refuses it
+    assert [i for i, *_ in video.frames(clip, 4)] == [0, 4]  # and would stop at MAX_FRAMES
+    rc = cli.main([str(clip), "--every", "4", "--detector", "yunet", "--json", str(tmp_path / "r.json"),
+                   *[f"--weights={k}={test_weights / k}" for k in MODELS]])
+    assert rc == 0 and [r["frame"] for r in json.loads((tmp_path / "r.json").read_text())] == [0, 4, 8]

@@ -5,8 +5,9 @@
 
 Its parts: :mod:`.analyzer` (the :class:`Analyzer`: models, detector, the pipeline), :mod:`.slot` (one loaded model
 with its data config), :mod:`.engines` (eager torch, ONNX Runtime, bfloat16 for the maps), :mod:`.maps` (Grad-CAM
-and own attention in one backward pass) and :mod:`.cli` (``fer-predict``, ``python -m fer_core.predict``); the
-records they produce are written by :mod:`fer_core.records`.
+and own attention in one backward pass), :mod:`.cli` (``fer-predict``, ``python -m fer_core.predict``) with
+:mod:`.batch` (what each input of a batch yields), and the batch on a Ray cluster: :mod:`.cluster` (the driver) and
+:mod:`.worker` (the models held once per worker); the records they produce are written by :mod:`fer_core.records`.
 """
 from ..hardware import resolve_device
 from .analyzer import MODEL_KEYS, Analyzer
