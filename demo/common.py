@@ -9,7 +9,7 @@ import gradio as gr
 
 from fer_core.predict import Analyzer
 
-from .runner import Runner
+from .runner import Runner, cpu_concurrency, on_zero_gpu
 
 PREDICTED = "predicted class"
 READINGS = {"most accurate": "accurate", "balanced: rare classes named more often": "balanced"}
@@ -33,14 +33,14 @@ class SafeImage(gr.Image):
 
 def analysis_concurrency() -> int:
     """How many analyses the machine runs at once: ``FER_CONCURRENCY``, else one per GPU, else the CPU cores over
-    the threads each analysis uses (one on a 2-core machine with 2 threads)."""
+    the threads each analysis uses (one on a 2-core machine with 2 threads). On ZeroGPU, where the ``spaces``
+    package reports one CUDA device that it lends only inside GPU calls, this is the CPU's figure (the photos'
+    lane is the runner's: :meth:`Runner.lanes`)."""
     import torch
 
-    if os.environ.get("FER_CONCURRENCY"):
-        return max(1, int(os.environ["FER_CONCURRENCY"]))
-    if torch.cuda.is_available():
+    if not os.environ.get("FER_CONCURRENCY") and not on_zero_gpu() and torch.cuda.is_available():
         return torch.cuda.device_count()
-    return max(1, (os.cpu_count() or 1) // max(1, torch.get_num_threads()))
+    return cpu_concurrency()
 
 
 @dataclass
@@ -63,7 +63,17 @@ class Page:
 
     @property
     def group(self) -> dict:
-        return {"concurrency_id": "analysis", "concurrency_limit": self.concurrency}
+        """The concurrency group of the events that read photos (the photo tab, the API, the examples)."""
+        return self._lanes()["photo"]
+
+    @property
+    def cpu_group(self) -> dict:
+        """The concurrency group of the events that read on this machine's CPU on ZeroGPU (live frames, clips);
+        elsewhere the same group as :attr:`group`."""
+        return self._lanes()["cpu"]
+
+    def _lanes(self) -> dict:
+        return (self.runner or Runner(None)).lanes(self.concurrency)
 
     def ready(self) -> None:
         if self.analyzer is None:

@@ -112,5 +112,5 @@ class LiveTab:
     def wire(self, demo) -> None:
         self.cam_in.stream(self.read_frame, [self.cam_in, self.maps, self.window, self.follow, self.session],
                            self.outputs, stream_every=STREAM_EVERY_S, time_limit=300,
-                           api_visibility="private", **self.page.group)
+                           api_visibility="private", **self.page.cpu_group)
         demo.load(None, js=RATE_JS)

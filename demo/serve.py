@@ -19,14 +19,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(env: dict | None = None, log=None, timeout: float = 600.0):
-    """(process, url) of ``python app.py`` on 127.0.0.1 with ``env`` added to the environment; output goes to the
-    file object ``log`` (default: discarded). Raises RuntimeError with the log's tail if it exits first, or has
-    not answered within ``timeout`` seconds (a hang guard: a busy machine may take minutes to build the ONNX files)."""
+def start_app(env: dict | None = None, log=None, timeout: float = 600.0, args=("app.py",)):
+    """(process, url) of ``python app.py`` (or ``python *args``) on a free port with ``env`` added to the
+    environment (a value of None removes the variable; ``GRADIO_SERVER_NAME`` is left as it is: the app's default
+    is 127.0.0.1); output goes to the file object ``log`` (default: discarded). Raises RuntimeError with the log's
+    tail if it exits first, or has not answered within ``timeout`` seconds (a hang guard: a busy machine may take
+    minutes to build the ONNX files)."""
     port = free_port()
-    full = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1",
-                GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1", **(env or {}))
-    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=full,
+    full = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False", PYTHONUNBUFFERED="1",
+                **(env or {}))
+    full = {k: v for k, v in full.items() if v is not None}
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=full,
                             stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + timeout

@@ -121,6 +121,6 @@ class VideoTab:
     def wire(self) -> None:
         self.run.click(self.analyse_clip, [self.video, self.every, self.reading],
                        [self.summary, self.state, self.track, self.moment, self.plot, self.frame, self.downloads],
-                       api_visibility="private", **self.page.group)
+                       api_visibility="private", **self.page.cpu_group)
         self.track.change(self.show_track, [self.state, self.track], self.plot, api_visibility="private")
         self.moment.release(self.show_moment, [self.state, self.moment], self.frame, api_visibility="private")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import yaml
+
 from .pretrained import PRETRAINED
 from .weights import CONFIG_FILE, WEIGHTS_FILE, read_config
 
@@ -114,11 +116,45 @@ def _dataset_name(config: dict) -> str:
 
 
 def _front_matter(config: dict, repo_id: str) -> list[str]:
-    return ["---", "library_name: fer_core", "license: mit", "pipeline_tag: image-classification",
-            "tags: [facial-expression-recognition, " + config["architecture"] + "]", "---", "",
+    """The metadata the Hub reads (its model-card spec, hub-docs modelcard.md): licence, task, tags, the data
+    (FER+ labels on FER2013's pixels) and a model-index of the measured results, which the Hub shows."""
+    meta = {"library_name": "fer_core", "license": "mit", "pipeline_tag": "image-classification",
+            "tags": ["facial-expression-recognition", config["architecture"]]}
+    if _dataset_name(config).startswith("ferplus"):
+        meta["datasets"] = ["ferplus", "fer2013"]
+    results = model_index_results(config)
+    if results:
+        known = next((e.repo_name for e in PRETRAINED.values() if e.architecture == config["architecture"]), None)
+        name = repo_id.split("/")[-1] if repo_id else known or f"{config['architecture']}-{_dataset_name(config)}"
+        meta["model-index"] = [{"name": name, "results": results}]
+    return ["---", yaml.safe_dump(meta, sort_keys=False, allow_unicode=True).rstrip(), "---", "",
             f"# {config['architecture']} ({_dataset_name(config)})" + (f" — `{repo_id}`" if repo_id else ""), "",
             f"Facial-expression recognition, {config['num_classes']} classes: " + ", ".join(config["label_names"])
             + ".", ""]
+
+
+INDEXED = {  # the evaluations a card's model-index reports: metrics key -> (dataset id, its name, split)
+    "ferplus_valid": ("ferplus", "FER+ (majority label)", "validation"),
+    "ferplus_valid_balanced": ("ferplus", "FER+ (majority label), balanced setting", "validation"),
+    "fer2013_val": ("fer2013", "FER2013 (7 classes)", "validation"),
+    "fer2013_val_balanced": ("fer2013", "FER2013 (7 classes), balanced setting", "validation"),
+}
+
+
+def model_index_results(config: dict) -> list[dict]:
+    """The ``model-index`` results of a config's recorded evaluations (:data:`INDEXED`), in percent."""
+    metrics, results = config.get("metrics", {}), []
+    for key, (dataset, name, split) in INDEXED.items():
+        ev = metrics.get(key)
+        if not isinstance(ev, dict) or "accuracy" not in ev:
+            continue
+        values = [{"type": "accuracy", "value": round(100 * ev["accuracy"], 2), "name": "Accuracy"}]
+        if isinstance(ev.get("balanced_accuracy"), (int, float)):
+            values.append({"type": "balanced_accuracy", "value": round(100 * ev["balanced_accuracy"], 2),
+                           "name": "Balanced accuracy (mean recall over classes)"})
+        results.append({"task": {"type": "image-classification", "name": "Facial expression recognition"},
+                        "dataset": {"type": dataset, "name": name, "split": split}, "metrics": values})
+    return results
 
 
 def _architecture_lines(config: dict) -> list[str]:

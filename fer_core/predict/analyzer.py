@@ -92,14 +92,19 @@ class Analyzer:
 
     @classmethod
     def from_pretrained(cls, names: dict | None = None, **kw):
-        """Load weights by name or path (``{key: name_or_path}``, default the shipped three); a fusion takes the
-        branch modules loaded before it instead of loading its own copies."""
+        """Load weights by name or path (``{key: name_or_path}``, default the shipped three) into an analyzer."""
+        return cls(cls.load_models(names), **kw)
+
+    @staticmethod
+    def load_models(names: dict | None = None) -> dict:
+        """The models of ``names`` (as :meth:`from_pretrained`), on the CPU; a fusion takes the branch modules
+        loaded before it instead of loading its own copies."""
         from ..weights import load_pretrained
 
         models = {}
         for key, name in (names or {k: k for k in MODEL_KEYS}).items():
             models[key] = load_pretrained(name, reuse=list(models.values()))
-        return cls(models, **kw)
+        return models
 
     # -- the pipeline ------------------------------------------------------------------------------------------
     def analyze(self, image, *, maps: bool = False, whole_image_if_none: bool = False, target: str | None = None,
@@ -196,7 +201,7 @@ class Analyzer:
                 det = slot.onnx(batch)  # logits and pooled features: no maps are drawn on this path
             else:
                 with model_lock(slot.model), torch.inference_mode():
-                    det = slot.model.forward_details(batch)
+                    det = slot.model.forward_details(batch.to(self.device))  # the crops are made on the CPU
             passes[key] = det
             done[key] = self.results(slot, det, x, n, setting)
             timings[key] = time.perf_counter() - t1
