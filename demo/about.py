@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer_core.card import EVALUATION_TITLES, FROM_SCRATCH, LIMITS, evaluations, limits
+from fer_core.card import EVALUATION_TITLES, FROM_SCRATCH, LIMITS, balanced_cost, evaluations, limits
 from fer_core.results import display_name
 
 
@@ -54,6 +54,11 @@ def about_markdown(models: dict) -> str:
                           f"valid (balanced {_pct(own.get('balanced_accuracy'))}); the mean of the two branches' "
                           f"probabilities (late fusion) {_pct(late['accuracy'])} (balanced "
                           f"{_pct(late.get('balanced_accuracy'))})."]
+    costs = [f"- {display_name(k)}: {balanced_cost(m.pretrained_cfg)}" for k, m in models.items()
+             if balanced_cost(m.pretrained_cfg)]
+    if costs:
+        lines += ["", "**What the balanced setting costs on FER+ valid** (its figure, then the most accurate "
+                      "reading's in brackets):", "", *costs]
     lines += ["", "Figures are of the weights as stored and served here, on FER+ valid "
               f"({EVALUATION_TITLES['ferplus_valid']}). *Balanced setting*: the reading that names the rare "
               "expressions more often (chosen on a slice of the training set). *Through the detector*: each FER+ "

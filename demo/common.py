@@ -7,15 +7,29 @@ from dataclasses import dataclass, field
 
 import gradio as gr
 
+from fer_core.card import balanced_cost
 from fer_core.predict import Analyzer
+from fer_core.results import display_name
 
 from .runner import Runner, cpu_concurrency, on_zero_gpu
 
 PREDICTED = "predicted class"
 READINGS = {"most accurate": "accurate", "balanced: rare classes named more often": "balanced"}
-READING_INFO = ("Balanced: the rarer expressions (disgust, fear, contempt) are named more often, at a small cost "
-                "in accuracy (About the models)")
+READING_INFO = ("Balanced: the rarer expressions (disgust, fear, contempt) are named more often, at a cost in "
+                "accuracy (About the models)")
 STATE_TTL_S = 1800  # what the page keeps of a visitor (an analysis, a clip's readings) is dropped after this long
+
+
+def reading_info(analyzer: Analyzer | None) -> str:
+    """The balanced option's text: what it does and, as the headline model's config records it, what it gives and
+    costs on FER+ valid (the fusion's when it is loaded)."""
+    keys = list(analyzer.shown) if analyzer else []
+    key = "fusion" if "fusion" in keys else (keys[0] if keys else None)
+    cost = balanced_cost(analyzer.slots[key].model.pretrained_cfg) if key else ""
+    if not cost:
+        return READING_INFO
+    return (f"Balanced: the rarer expressions (disgust, fear, contempt) are named more often. {display_name(key)} "
+            f"on FER+ valid, balanced (most accurate): {cost}")
 
 
 class SafeImage(gr.Image):
@@ -54,12 +68,14 @@ class Page:
     concurrency: int = 1
     keys: list = field(default_factory=list)
     labels: list = field(default_factory=list)
+    reading_info: str = READING_INFO  # the balanced option's text, with its measured cost
 
     @classmethod
     def build(cls, analyzer, load_error=None, concurrency=None, runner=None) -> Page:
         keys = list(analyzer.shown) if analyzer else []
         return cls(analyzer, runner or (Runner(analyzer) if analyzer else None), load_error,
-                   concurrency or analysis_concurrency(), keys, analyzer.slots[keys[0]].labels if keys else [])
+                   concurrency or analysis_concurrency(), keys, analyzer.slots[keys[0]].labels if keys else [],
+                   reading_info(analyzer))
 
     @property
     def group(self) -> dict:

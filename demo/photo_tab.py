@@ -11,7 +11,7 @@ import gradio as gr
 from fer_core.images import ImageInputError
 from fer_core.results import Analysis, display_name
 
-from .common import PREDICTED, READING_INFO, READINGS, STATE_TTL_S, Page, SafeImage
+from .common import PREDICTED, READINGS, STATE_TTL_S, Page, SafeImage
 from .render import (MAP_MODES, MAP_SIZE, analysis_downloads, branch_weights, colour_scale, doubt_text, draw_faces,
                      faces_table, input_view, map_view, table_headers, timings_text, to_file)
 
@@ -99,7 +99,7 @@ class PhotoTab:
                     self.whole = gr.Checkbox(label="No face found: treat the whole image as one face", value=False)
                     self.explain = gr.Dropdown([PREDICTED] + labels, value=PREDICTED, label="Grad-CAM explains")
                 self.reading = gr.Radio(list(READINGS), value=list(READINGS)[0], label="Reading", elem_id="reading",
-                                        info=READING_INFO)
+                                        info=page.reading_info)
                 self.run = gr.Button("Analyse", variant="primary")
             with gr.Column():
                 self.annotated = gr.Image(label="Faces", interactive=False, height=360, elem_id="annotated")

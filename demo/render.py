@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from fer_core.explain import overlay
+from fer_core.explain import is_blank, overlay
 from fer_core.files import write_bytes_atomic
 from fer_core.images import gray_to_rgb
 from fer_core.records import records_text
@@ -116,14 +116,33 @@ def input_view(m: ModelResult, size: int = MAP_SIZE) -> np.ndarray:
 
 def map_view(m: ModelResult, kind: str, mode: str = MAP_MODES[0]) -> np.ndarray | None:
     """A Grad-CAM or own-attention map (``kind``) at the map size, over the model's input or alone (the same
-    JET colours as :func:`colour_scale`)."""
+    JET colours as :func:`colour_scale`); a map that is zero everywhere is said to be so (:func:`blank_view`),
+    not drawn as a blue square."""
     heat = getattr(m, kind)
     if heat is None:
         return None
+    if is_blank(heat):
+        return blank_view(m, heat.shape[0])
     if mode == MAP_MODES[1]:
         return cv2.cvtColor(cv2.applyColorMap(np.uint8(255 * heat), cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
     face = cv2.resize(m.input_image, heat.shape[::-1], interpolation=cv2.INTER_NEAREST)
     return overlay(face, heat)
+
+
+BLANK_TEXT = ("no map:", "zero everywhere", "for this label")
+
+
+def blank_view(m: ModelResult, size: int = MAP_SIZE) -> np.ndarray:
+    """In place of a map that is zero everywhere (nothing to show, not 'no weight anywhere'): the model's input,
+    faded, with those words over it, large enough to read at the compact view's size."""
+    face = cv2.resize(gray_to_rgb(m.input_image), (size, size), interpolation=cv2.INTER_NEAREST)
+    out = (0.35 * face + 0.65 * 235).astype(np.uint8)
+    fs, thick = size / 260, max(1, round(size / 110))
+    for i, line in enumerate(BLANK_TEXT):
+        (tw, th), _ = cv2.getTextSize(line, cv2.FONT_HERSHEY_SIMPLEX, fs, thick)
+        y = int(size * (0.38 + 0.16 * i))
+        cv2.putText(out, line, ((size - tw) // 2, y), cv2.FONT_HERSHEY_SIMPLEX, fs, (30, 30, 30), thick, cv2.LINE_AA)
+    return out
 
 
 def colour_scale(width: int = 3 * MAP_SIZE, height: int = 44) -> np.ndarray:

@@ -21,8 +21,8 @@ from .video_tab import VideoTab
 INTRO = """# Facial expressions, read by three attention models
 Upload a photo, paste one, use your webcam, or upload a clip. Every face is found (YuNet), cropped and aligned the
 way each model was trained, and read by **DDAMFN**, **ResNet + DDA** and their **fusion**: the probabilities
-(temperature-calibrated), where each model looked (**Grad-CAM**, and its **own attention**) and the face exactly
-as the model saw it. How far to trust them: *About the models* below.
+(temperature-calibrated), where each model looked (**Grad-CAM**, as LayerCAM, and its **own attention**) and the
+face exactly as the model saw it. How far to trust them: *About the models* below.
 Examples: public-domain photos of Grace Hopper (US Navy) and Eileen Collins (NASA).
 """
 CSS = """

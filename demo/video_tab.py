@@ -12,7 +12,7 @@ import gradio as gr
 from fer_core.images import ImageInputError
 from fer_core.video import MAX_FRAMES, MAX_SECONDS, analyze_video, timelines
 
-from .common import READING_INFO, READINGS, STATE_TTL_S, Page
+from .common import READINGS, STATE_TTL_S, Page
 from .render import draw_boxes, records_files, timeline_figure, to_file
 
 LIMITS = (f"Up to {MAX_SECONDS} s and {MAX_FRAMES} frames; MP4 (H.264), WebM, AVI, MOV, MKV: what OpenCV reads. "
@@ -29,7 +29,8 @@ class VideoTab:
             with gr.Column():
                 self.video = gr.Video(sources=["upload"], label="Clip", elem_id="video-input", height=300)
                 self.every = gr.Slider(1, 30, value=5, step=1, label="Read every n-th frame", elem_id="video-every")
-                self.reading = gr.Radio(list(READINGS), value=list(READINGS)[0], label="Reading", info=READING_INFO)
+                self.reading = gr.Radio(list(READINGS), value=list(READINGS)[0], label="Reading",
+                                        info=page.reading_info)
                 self.run = gr.Button("Analyse the clip", variant="primary", elem_id="video-run")
             with gr.Column():
                 self.summary = gr.Markdown(elem_id="video-summary")

@@ -28,6 +28,13 @@ EVALUATION_TITLES = {
     "fer2013_val_late_fusion": "FER2013 val, late fusion of the branches (the baseline)",
     "validation": "selection split, float32 (the trainer's own figure)",
 }
+# The data caches the recorded commands read: derived from the datasets (research use only), never shipped
+DATA_CACHES = {
+    ".data/ferplus.npz.xz": "python train_scripts/prepare_data.py ferplus:FERPLUS_ROOT --splits train,valid "
+                            "--out .data/ferplus.npz.xz",
+    ".data/ferplus_prob.npz.xz": "python train_scripts/prepare_data.py ferplus:FERPLUS_ROOT --splits train "
+                                 "--protocol probability --out .data/ferplus_prob.npz.xz",
+}
 FROM_SCRATCH = ("Trained from scratch: no ImageNet or face-recognition pre-training was available, which costs several "
                 "points against the published numbers of the same architectures.")
 LIMITS = [
@@ -49,6 +56,22 @@ def _fmt_seconds(s) -> str:
         return str(s)
     h, m = divmod(int(round(s)) // 60, 60)
     return f"{s:,.0f} s ({h} h {m:02d} min)"
+
+
+def balanced_cost(config: dict, key: str = "ferplus_valid", digits: int = 1) -> str:
+    """What the balanced setting gives and costs on evaluation ``key``, against the accurate reading: accuracy,
+    balanced accuracy, contempt and disgust recall ('' when the config records no such evaluation)."""
+    metrics = config.get("metrics", {})
+    acc, bal = metrics.get(key), metrics.get(f"{key}_balanced")
+    if not (isinstance(acc, dict) and isinstance(bal, dict)):
+        return ""
+    parts = [f"accuracy {_pct(bal['accuracy'], digits)} (most accurate: {_pct(acc['accuracy'], digits)})",
+             f"balanced accuracy {_pct(bal.get('balanced_accuracy'), digits)} "
+             f"({_pct(acc.get('balanced_accuracy'), digits)})"]
+    for name in ("contempt", "disgust"):
+        if name in bal.get("recall", {}):
+            parts.append(f"{name} recall {_pct(bal['recall'][name], 0)} ({_pct(acc.get('recall', {}).get(name), 0)})")
+    return ", ".join(parts)
 
 
 def evaluations(config: dict) -> dict[str, dict]:
@@ -169,7 +192,9 @@ def _architecture_lines(config: dict) -> list[str]:
         f"{config.get('tta_flip', False)}",
         *([f"- balanced setting: logit adjustment with strength tau = {config['balanced']['tau']} against the "
            f"training class frequencies, chosen on {config['balanced'].get('chosen_on', 'the selection split')} "
-           f"(at most {_pct(config['balanced'].get('max_accuracy_loss'), 1)} of accuracy lost there)"]
+           f"(the most balanced accuracy there with at most {_pct(config['balanced'].get('max_accuracy_loss'), 1)} "
+           "of accuracy lost)" + (f"; what it costs on FER+ valid: {balanced_cost(config)}" if balanced_cost(config)
+                                   else "")]
           if config.get("balanced") else []),
         ("- outside Python: `python -m fer_core.runtime WEIGHTS_FOLDER` exports each branch to ONNX; the fusion's "
          "own head (0.3 M parameters) runs on their outputs in torch" if config["architecture"] == "fusion" else
@@ -189,12 +214,23 @@ def _training_lines(config: dict) -> list[str]:
                 "epochs_completed", "best_epoch", "device", "precision", "commit", "command", "exported_by", "repair"):
         if key in prov:
             lines.append(f"- {key.replace('_', ' ')}: `{prov[key]}`")
+    if prov.get("commit_note"):
+        lines.append(f"- about the commit: {prov['commit_note']}")
     if prov.get("distillation"):
         d = prov["distillation"]
         lines.append(f"- distillation: the target is {1 - d['weight']:g} x the labels + {d['weight']:g} x the mean of the "
                      "teachers' calibrated, flip-averaged probabilities (precomputed by `train_scripts/teach.py`); "
                      f"teachers: {', '.join(f'`{t}`' for t in d['teachers'])}"
                      + (f"; the file made by `{d['made_by']}`" if d.get("made_by") else ""))
+        if d.get("rebuild"):
+            lines.append(f"- the teachers' file is not shipped (it is derived from FER+): the teachers are the weights "
+                         f"folders of commit `{d.get('teachers_commit', '?')[:7]}`; rebuild it with `{d['rebuild']}`"
+                         + (f" ({d['rebuild_note']})" if d.get("rebuild_note") else ""))
+    cited = json.dumps(prov)
+    caches = [f"`{cmd}`" for path, cmd in DATA_CACHES.items() if path in cited]
+    if caches:
+        lines.append("- the data caches these commands read are not shipped (derived from FER+; FERPLUS_ROOT holds "
+                     "FER2013Train/, FER2013Valid/ ...): " + "; ".join(caches))
     if "wall_time_s" in prov:
         lines.append(f"- wall time to the exported epoch: {_fmt_seconds(prov['wall_time_s'])}"
                      + (f" (the run so far: {_fmt_seconds(prov['run_wall_time_s'])})"

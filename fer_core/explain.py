@@ -4,11 +4,19 @@
 (:meth:`fer_core.predict.Analyzer.read` with maps) runs each model's part before that layer's output without a
 graph (``forward_prefix``, in ONNX Runtime where it can), makes those activations a leaf and runs the rest
 (``forward_suffix``) with frozen parameters, then ONE backward gives the gradients of every explained score (each
-model's and the fusion's) and :func:`gradcam_maps` applies Grad-CAM's formula. :func:`gradcam_with_details` is the
-``grad-cam`` package's GradCAM on one model (a forward hook on the target layer hands the rest of the network a
-detached copy of its output that requires grad, so the backward runs through the head only): the reference that the
-page's maps are tested equal to, and the baseline of ``bench/maps.py``. The same forward yields the logits and the
-model's own attention, so one pass serves prediction and both maps.
+model's and the fusion's) and :func:`gradcam_maps` applies the variant's formula (``CAM``).
+:func:`gradcam_with_details` is the ``grad-cam`` package's class of that variant on one model (a forward hook on
+the target layer hands the rest of the network a detached copy of its output that requires grad, so the backward
+runs through the head only): the reference that the page's maps are tested equal to, and the baseline of
+``bench/maps.py``. The same forward yields the logits and the model's own attention, so one pass serves prediction
+and both maps.
+
+**Which variant.** The page draws the package's LayerCAM (Jiang et al., IEEE TIP 2021: the positive part of the
+gradient times the activation, cell by cell, summed over channels) at each model's Grad-CAM target: at 64 and 80 px
+the targets are 4x4 and 5x5, and plain Grad-CAM's one weight per channel left 9.0% of DDAMFN's and 7.2% of
+ResNet+DDA's maps of the label shown zero everywhere on FER+ valid; LayerCAM none of 3,417
+(``bench/blank_maps.py``, docs/readings.md). ``CAM_VARIANTS`` holds the variants measured, each with the package's
+class (the reference the tests hold our formula equal to).
 
 **Own attention.** DDAMFN: the channel-mean of the max over its dual-direction heads (input / 16: 7x7 at 112,
 4x4 at 64). ResNet+DDA: the mean of its DDA stage masks (channel max of each channel-softmax mask) that are at
@@ -28,12 +36,44 @@ import threading
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from pytorch_grad_cam.utils.image import scale_cam_image, show_cam_on_image
 from torch import nn
 
 from .images import gray_to_rgb
 from .models.layers import MIN_MAP_SIDE
+
+
+def _gradcam(act, grad):  # channel weights: the spatial mean of the gradients
+    return (grad.mean((2, 3), keepdim=True) * act).sum(1)
+
+
+def _hirescam(act, grad):  # the element-wise product, summed over channels
+    return (grad * act).sum(1)
+
+
+def _layercam(act, grad):  # the positive gradients times the activations
+    return (grad.clamp(min=0) * act).sum(1)
+
+
+def _gradcam_plusplus(act, grad):  # Chattopadhyay et al.'s weights (eq. 19), as the package computes them
+    g2 = grad ** 2
+    aij = g2 / (2 * g2 + act.sum((2, 3), keepdim=True) * g2 * grad + 1e-6)
+    aij = torch.where(grad != 0, aij, torch.zeros_like(aij))
+    return ((grad.clamp(min=0) * aij).sum((2, 3), keepdim=True) * act).sum(1)
+
+
+def _xgradcam(act, grad):
+    w = (grad * act / (act.sum((2, 3), keepdim=True) + 1e-7)).sum((2, 3), keepdim=True)
+    return (w * act).sum(1)
+
+
+# The grad-cam package's variants by class name: the package's class and its formula on activations and gradients
+# already taken (``B x C x h x w`` each) -> ``B x h x w`` before the ReLU. ``CAM`` is the one the page draws
+# (docs/readings.md: how often each is blank on FER+ valid).
+CAM_VARIANTS = {"GradCAM": (GradCAM, _gradcam), "HiResCAM": (HiResCAM, _hirescam), "LayerCAM": (LayerCAM, _layercam),
+                "GradCAMPlusPlus": (GradCAMPlusPlus, _gradcam_plusplus), "XGradCAM": (XGradCAM, _xgradcam)}
+CAM = "LayerCAM"
 
 
 class _Capture(nn.Module):
@@ -112,7 +152,7 @@ class _ShownClass:
 
 
 def gradcam_with_details(model, x: torch.Tensor, classes=None, shown: int | None = None, cheap: bool = True,
-                         reading=None):
+                         reading=None, variant: str = CAM):
     """Grad-CAM maps (``shown x H x W`` in [0, 1], at the input's size) of the first ``shown`` rows of ``x`` (all
     by default; the rows after them are other views of the same faces, in the same order, e.g. their mirror
     images), each for ``classes[i]`` or else the top of that face's logits averaged over its views (as
@@ -129,7 +169,7 @@ def gradcam_with_details(model, x: torch.Tensor, classes=None, shown: int | None
                 p.requires_grad_(False)
         ctx = graph_from(layers) if cheap else contextlib.nullcontext([])
         with ctx as leaves, torch.enable_grad():
-            with GradCAM(model=cap, target_layers=layers) as cam:
+            with CAM_VARIANTS[variant][0](model=cap, target_layers=layers) as cam:
                 targets = [_ShownClass(cap, i, n, None if classes is None else int(classes[i % n]), reading)
                            for i in range(len(x))]
                 maps = cam(input_tensor=x, targets=targets)
@@ -140,34 +180,41 @@ def gradcam_with_details(model, x: torch.Tensor, classes=None, shown: int | None
     return np.clip(maps[:n], 0, 1).astype(np.float32), details, list(leaves)
 
 
-def gradcam_from_leaves(scores: torch.Tensor, leaves, size) -> np.ndarray:
-    """Grad-CAM with Grad-CAM's own formula (channel weights = spatial mean of gradients; ReLU of the weighted
-    sum; each layer's map scaled to ``size`` and normalised, then averaged) for a score that depends on
-    target-layer activations already computed (the fusion, which reuses its branches' forward passes). Rows of
-    the leaves beyond ``len(scores)`` (other views) are left out."""
-    return gradcams_from_leaves(scores, [leaves], size)[0]
+def gradcam_from_leaves(scores: torch.Tensor, leaves, size, variant: str = CAM) -> np.ndarray:
+    """The maps of :func:`gradcam_maps` for a score that depends on target-layer activations already computed
+    (the fusion, which reuses its branches' forward passes). Rows of the leaves beyond ``len(scores)`` (other
+    views) are left out."""
+    return gradcams_from_leaves(scores, [leaves], size, variant)[0]
 
 
-def gradcams_from_leaves(scores: torch.Tensor, groups, size) -> list[np.ndarray]:
+def gradcams_from_leaves(scores: torch.Tensor, groups, size, variant: str = CAM) -> list[np.ndarray]:
     """:func:`gradcam_from_leaves` for several groups of leaves (a fusion's two branches) from one backward pass
     through the graph they share."""
     n = len(scores)
     flat = [act for group in groups for act in group]
     grads = iter(torch.autograd.grad(scores.sum(), flat, retain_graph=True))
-    return [gradcam_maps([(act[:n], next(grads)[:n]) for act in group], size) for group in groups]
+    return [gradcam_maps([(act[:n], next(grads)[:n]) for act in group], size, variant) for group in groups]
 
 
-def gradcam_maps(pairs, size) -> np.ndarray:
-    """Grad-CAM's formula, as the ``grad-cam`` package's GradCAM computes it, from activations already taken and
-    the gradients of the explained scores at them: per target layer ``(activations, gradients)`` (``B x C x h x
-    w`` each, one row per map), channel weights = the spatial mean of the gradients, ReLU of the weighted channel
-    sum, scaled to ``size`` and normalised (the package's ``scale_cam_image``); the layers' maps averaged."""
-    per_layer = []
+def gradcam_maps(pairs, size, variant: str = CAM) -> np.ndarray:
+    """The ``grad-cam`` package's map of ``variant`` (``CAM``: the page's), as its class computes it, from
+    activations already taken and the gradients of the explained scores at them: per target layer
+    ``(activations, gradients)`` (``B x C x h x w`` each, one row per map), the variant's channel sum
+    (:data:`CAM_VARIANTS`), its ReLU, scaled to ``size`` and normalised (the package's ``scale_cam_image``); the
+    layers' maps averaged."""
+    formula, per_layer = CAM_VARIANTS[variant][1], []
     for act, grad in pairs:
-        w = grad.mean((2, 3), keepdim=True)
-        cam = F.relu((w * act).sum(1)).detach().float().cpu().numpy()
+        cam = F.relu(formula(act.detach().float(), grad.float())).cpu().numpy()
         per_layer.append(scale_cam_image(cam, (size, size)))
     return np.clip(np.mean(per_layer, 0), 0, 1).astype(np.float32)
+
+
+BLANK_BELOW = 1e-3  # a map in [0, 1] whose maximum is under this shows nothing
+
+
+def is_blank(heat: np.ndarray) -> bool:
+    """A map that is zero everywhere (the package's scaling makes a constant map zero): nothing to show."""
+    return float(np.max(heat)) < BLANK_BELOW
 
 
 def normalize_map(m: np.ndarray) -> np.ndarray:

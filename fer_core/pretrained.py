@@ -66,17 +66,17 @@ def _add(entry: PretrainedEntry):
         PRETRAINED[key] = entry
 
 
-_add(PretrainedEntry("ddamfn", "ddamfn", "ddamfn-ferplus", "v8", "ddamfn",
+_add(PretrainedEntry("ddamfn", "ddamfn", "ddamfn-ferplus", "v9", "ddamfn",
                      "4436fd6e3b4fd8dcd563f048cac1045e2772dc65c5506dcd7c0bd3d399fbfe39",
-                     "b6730c3154b131fea781fa5d7e887813bbace1eecaf67fb3cdac465c17e9859d", aliases=("ddamfn.ferplus",),
+                     "7570cf6165bc6c27707f87940bf27b5e161caaa704f22c88a411796857a93ba4", aliases=("ddamfn.ferplus",),
                      title="DDAMFN"))
-_add(PretrainedEntry("resnet_dda", "resnet18_dda", "resnet-dda-ferplus", "v7", "resnet_dda",
+_add(PretrainedEntry("resnet_dda", "resnet18_dda", "resnet-dda-ferplus", "v8", "resnet_dda",
                      "a26880f994a147dd88fcc36c82ccb6a68f55857327c407a59251ddd9f9044c70",
-                     "9e22a1f80ff65fd3b066b1934dd4daa9b47e2aff7a7545c3f2efbb69ccf2728b",
+                     "a480aaaf299e90abe7f865a8a7605a58148e635615572718e5ee13e9bbe2ad88",
                      aliases=("resnet_dda.ferplus",), title="ResNet18+DDA (DDA on stages 3-4)"))
-_add(PretrainedEntry("fusion", "fusion", "fusion-ferplus", "v9", "fusion",
+_add(PretrainedEntry("fusion", "fusion", "fusion-ferplus", "v10", "fusion",
                      "18184edf56de4c107c02392752cc345c9fe495bdd55b86c8bc49681dc118a2ac",
-                     "fbdeca25eb98737cf454ad4a438f7bdb566f58f031076088a111557bc8aeee41", aliases=("fusion.ferplus",),
+                     "cec2eea21c3000059e538d496126d71a9d3c1371f4e05ea4a1d41d72d75c7da3", aliases=("fusion.ferplus",),
                      title="Fusion (attention over the two)"))
 
 

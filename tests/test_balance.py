@@ -1,5 +1,6 @@
-"""The balanced reading (post-hoc logit adjustment, fer_core/balance.py): its strength chosen as documented, and
-served by the Analyzer (probabilities, the label shown, the Grad-CAM target) and scored by evaluation alike."""
+"""The balanced reading (post-hoc logit adjustment, fer_core/balance.py): its strength chosen as documented,
+served by the Analyzer (probabilities, the label shown, the Grad-CAM target), scored by evaluation alike, and its
+cost measured and stated on the card (fit_balance.py --measure)."""
 import json
 import shutil
 
@@ -13,7 +14,7 @@ MODELS = ("ddamfn", "resnet_dda", "fusion")
 
 
 def test_the_strength_is_the_most_balanced_within_the_accuracy_allowed():
-    from fer_core.balance import class_prior, fit_tau
+    from fer_core.balance import MAX_LOSS, class_prior, fit_tau
 
     rng = np.random.default_rng(0)
     labels = np.array([0] * 800 + [1] * 150 + [2] * 50)
@@ -27,6 +28,11 @@ def test_the_strength_is_the_most_balanced_within_the_accuracy_allowed():
     assert fit["selection"] == max(allowed, key=lambda t: (t["balanced_accuracy"], -t["tau"]))
     assert fit["tau"] > 0 and fit["selection"]["balanced_accuracy"] > base["balanced_accuracy"]
     assert fit_tau(logits, labels, prior, max_loss=0.0)["selection"]["accuracy"] >= base["accuracy"]
+    named = fit_tau(logits, labels, prior, max_loss=0.02, names=["a", "b", "c"])  # each class's recall, as chosen
+    pred = (logits - named["tau"] * torch.log(torch.tensor(prior, dtype=torch.float32))).argmax(1).numpy()
+    assert named["selection"]["recall"] == {n: float((pred[labels == c] == c).mean()) for c, n in enumerate("abc")}
+    assert named["unadjusted"]["recall"]["c"] == float((logits.argmax(1).numpy()[labels == 2] == 2).mean())
+    assert named["selection"]["accuracy"] == fit["selection"]["accuracy"] and MAX_LOSS == 0.025
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +91,37 @@ def test_evaluation_scores_both_readings_from_the_same_logits(balanced_weights, 
     plain = evaluate_model(load_weights(root / "ddamfn"), ds)
     assert rep["accuracy"] == plain["accuracy"] and rep["setting"] == "accurate"
     assert set(rep["balanced"]) >= {"accuracy", "balanced_accuracy", "per_class", "confusion_matrix"}
+
+
+def test_fit_balance_measures_what_the_setting_costs_and_says_it_on_the_card(balanced_weights, tmp_path):
+    """``fit_balance.py --measure``: the balanced setting read once on the data (as export.py reads it), recorded
+    beside the accurate figure, which is measured again and must agree, and stated on the card; it refuses to
+    leave a recorded evaluation's balanced figures as they were when that evaluation's data is missing."""
+    from fer_core.commands.fit_balance import measure
+    from fer_core.data import read_dataset
+    from fer_core.train.evaluation import evaluate_model
+    from fer_core.weights import load_weights, read_config, write_config
+    from fixtures import write_ferplus
+
+    src, _ = balanced_weights
+    folder = tmp_path / "ddamfn"
+    shutil.copytree(src / "ddamfn", folder)
+    data = write_ferplus(tmp_path / "fp", n_train=8, n_valid=40)
+    rep = evaluate_model(load_weights(folder), read_dataset("ferplus", data, "valid"), settings=("accurate", "balanced"))
+    config = read_config(folder / "config.json")
+    config["metrics"] = {"ferplus_valid": {"accuracy": rep["accuracy"], "balanced_accuracy": rep["balanced_accuracy"],
+                                           "recall": {k: v["recall"] for k, v in rep["per_class"].items()}}}
+    write_config(folder, config)
+    with pytest.raises(SystemExit, match="no data"):
+        measure(folder, {"ferplus": tmp_path / "nowhere"})
+    out = measure(folder, {"ferplus": data, "fer2013": tmp_path / "nowhere"})  # FER2013 val was never recorded
+    assert set(out["metrics"]) == {"ferplus_valid", "ferplus_valid_balanced"}
+    bal = read_config(folder / "config.json")["metrics"]["ferplus_valid_balanced"]
+    assert bal["accuracy"] == rep["balanced"]["accuracy"] and bal["n"] == rep["balanced"]["n"]
+    assert bal["balanced_accuracy"] == rep["balanced"]["balanced_accuracy"]
+    card = (folder / "README.md").read_text()
+    assert "what it costs on FER+ valid: accuracy" in card and "contempt recall" in card
+    config["metrics"]["ferplus_valid"]["accuracy"] = rep["accuracy"] - 0.1  # a figure this weight does not read
+    write_config(folder, config)
+    with pytest.raises(SystemExit, match="the accurate reading reads"):
+        measure(folder, {"ferplus": data})

@@ -10,7 +10,7 @@ import torch
 
 from conftest import ASTRONAUT, HOPPER, ROOT, YUNET
 from fer_core import create_model
-from fer_core.explain import gradcam_from_leaves, gradcam_with_details, own_attention, resize_maps
+from fer_core.explain import CAM_VARIANTS, gradcam_from_leaves, gradcam_with_details, own_attention, resize_maps
 from fer_core.faces import Face, HaarDetector, YuNetDetector, crop_face, detect_faces, make_detector
 from fer_core.images import load_image
 from fer_core.preprocess import CropSpec
@@ -130,7 +130,10 @@ def test_crop_levels_the_eyes_and_matches_the_config():
 
 @pytest.mark.parametrize("name,size", [("ddamfn", 64), ("resnet18_dda", 64), ("resnet18_dda", 112)])
 def test_cheap_gradcam_equals_full_gradcam_and_keeps_state(name, size):
-    from pytorch_grad_cam import GradCAM
+    """For every variant the project knows (the page's, CAM, among them): the cheap path (the rest of the network
+    from a detached copy of the target's output) gives the grad-cam package's own class's maps. (The page's maps
+    path, the formula on activations and gradients already taken, is held to it in
+    test_gradcam_explains_the_label_shown and test_the_shipped_weights_maps_of_the_examples_are_never_blank.)"""
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     torch.manual_seed(0)
@@ -139,13 +142,15 @@ def test_cheap_gradcam_equals_full_gradcam_and_keeps_state(name, size):
     model.train()
     model.fc.weight.requires_grad_(False)  # an unusual flag, to see that it is restored
     x = torch.randn(2, 3, size, size)
-    cams, det, _ = gradcam_with_details(model, x, classes=[1, 3])
-    assert model.training and not model.fc.weight.requires_grad and model.fc.bias.requires_grad
-    assert all(p.grad is None for p in model.parameters())
-    model.eval()
-    with GradCAM(model=model, target_layers=model.gradcam_layers(size)) as cam:  # stage 3 for ResNet at 64
-        full = cam(input_tensor=x, targets=[ClassifierOutputTarget(1), ClassifierOutputTarget(3)])
-    assert cams.shape == (2, size, size) and np.allclose(cams, np.clip(full, 0, 1), atol=1e-4)
+    for variant, (package_class, _) in CAM_VARIANTS.items():
+        model.train()
+        cams, det, _ = gradcam_with_details(model, x, classes=[1, 3], variant=variant)
+        assert model.training and not model.fc.weight.requires_grad and model.fc.bias.requires_grad
+        assert all(p.grad is None for p in model.parameters())
+        model.eval()
+        with package_class(model=model, target_layers=model.gradcam_layers(size)) as cam:  # stage 3 for ResNet at 64
+            full = cam(input_tensor=x, targets=[ClassifierOutputTarget(1), ClassifierOutputTarget(3)])
+        assert cams.shape == (2, size, size) and np.allclose(cams, np.clip(full, 0, 1), atol=1e-4), variant
     with torch.no_grad():
         assert torch.allclose(det["logits"], model(x), atol=1e-5)
     att = own_attention(det["attention"], 112)
@@ -378,3 +383,30 @@ def test_gradcam_leaves_nothing_alive():
         del cams, details, leaves
     gc.collect()
     assert not [o for o in gc.get_objects() if isinstance(o, ActivationsAndGradients)]
+
+
+def test_the_shipped_weights_maps_of_the_examples_are_never_blank():
+    """The page's maps (LayerCAM at each model's target) of the shipped weights on the two example photos show
+    something for every face and model; plain Grad-CAM at the same target (the page's map until LayerCAM) was zero
+    everywhere on some of them, as bench/blank_maps.py measures on FER+ valid."""
+    from fer_core.explain import CAM, is_blank
+    from fer_core.pretrained import PROJECT_WEIGHTS
+
+    assert CAM == "LayerCAM"
+    shipped = Analyzer.from_pretrained({k: PROJECT_WEIGHTS / k for k in ("ddamfn", "resnet_dda", "fusion")},
+                                       detector=YuNetDetector(YUNET), maps_dtype="float32")
+    plain_blank = 0
+    for photo in (HOPPER, ASTRONAUT):
+        r = shipped.analyze(photo, maps=True)
+        faces = detect_faces(r.image, shipped.detector).faces
+        for f, face in zip(r.faces, faces):
+            for key in ("ddamfn", "resnet_dda", "fusion"):
+                assert not is_blank(f.models[key].gradcam), (photo.name, f.index, key)
+            for key in ("ddamfn", "resnet_dda"):
+                slot = shipped.slots[key]
+                x = slot.batch([crop_face(r.image, face, slot.data.crop)])
+                shown = [slot.labels.index(f.models[key].top)]
+                ours, _, _ = gradcam_with_details(slot.model, x, classes=shown)
+                assert np.allclose(f.models[key].gradcam, resize_maps(torch.from_numpy(ours), 224)[0], atol=1e-4)
+                plain_blank += is_blank(gradcam_with_details(slot.model, x, classes=shown, variant="GradCAM")[0][0])
+    assert plain_blank >= 1

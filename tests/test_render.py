@@ -5,8 +5,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from demo.about import about_markdown
-from demo.render import MAP_MODES, MAP_SIZE, branch_weights, colour_scale, draw_faces, faces_table, input_view, \
-    map_view, to_file
+from demo.render import MAP_MODES, MAP_SIZE, blank_view, branch_weights, colour_scale, draw_faces, faces_table, \
+    input_view, map_view, to_file
 from fer_core import create_model
 from fer_core.card import FROM_SCRATCH
 from fer_core.labels import FERPLUS
@@ -53,6 +53,23 @@ def test_maps_over_the_face_or_alone_use_the_colour_scale():
     assert map_view(ModelResult("x", {"neutral": 1.0}, m.input_image), "gradcam") is None  # live mode: no map
 
 
+def test_a_map_that_is_zero_everywhere_is_said_to_be_so():
+    """A map with nothing to show is not drawn as a uniform blue square (which reads as 'no weight anywhere'):
+    the face, faded, with words saying the map is zero everywhere, in either mode; a faint map is still drawn."""
+    m = _result("ddamfn", "happiness", 0.9)
+    m.gradcam = np.zeros((MAP_SIZE, MAP_SIZE), np.float32)
+    cold = colour_scale()[5, 0].astype(int)
+    for mode in MAP_MODES:
+        view = map_view(m, "gradcam", mode)
+        assert view.shape == (MAP_SIZE, MAP_SIZE, 3) and np.array_equal(view, blank_view(m, MAP_SIZE))
+        assert (np.abs(view.astype(int) - cold).sum(2) < 40).mean() < 0.01  # no blue
+        assert (view.max(2) < 60).mean() > 0.005  # dark text over a light face
+    small = blank_view(m, 120)
+    assert small.shape == (120, 120, 3) and (small.max(2) < 60).any()
+    m.gradcam[100:110, 100:110] = 0.05  # faint, not blank
+    assert not np.array_equal(map_view(m, "gradcam", MAP_MODES[1]), blank_view(m, MAP_SIZE))
+
+
 def test_faces_table_boxes_and_branch_weights():
     a = _analysis()
     assert faces_table(a) == [[str(i), "happiness (0.80)", "neutral (0.60)", "happiness (0.70)"] for i in (1, 2)]
@@ -86,6 +103,20 @@ def test_about_the_models_reads_each_config():
     assert ("84.6% on FER+ valid (balanced 62.2%); the mean of the two branches' probabilities (late fusion) 84.4% "
             "(balanced 61.1%)") in text
     assert FROM_SCRATCH in text and "decisions about people" in text
+    assert "What the balanced setting costs" not in text  # no balanced figures recorded: nothing said
+    cfg = models["fusion"].pretrained_cfg
+    cfg["metrics"]["ferplus_valid_balanced"] = {"n": 3417, "accuracy": 0.833, "balanced_accuracy": 0.712,
+                                                "recall": {**recall, "contempt": 0.154, "disgust": 0.71}}
+    cfg["metrics"]["ferplus_valid"]["recall"] = {**recall, "contempt": 0.0, "disgust": 0.258}
+    cost = ("accuracy 83.3% (most accurate: 84.6%), balanced accuracy 71.2% (62.2%), contempt recall 15% (0%), "
+            "disgust recall 71% (26%)")
+    assert f"- Fusion: {cost}" in about_markdown(models)
+    from demo.common import READING_INFO, reading_info
+
+    analyzer = SimpleNamespace(shown={"ddamfn": 0, "fusion": 0}, slots={k: SimpleNamespace(model=m)
+                                                                        for k, m in models.items()})
+    assert reading_info(analyzer).endswith(f"Fusion on FER+ valid, balanced (most accurate): {cost}")
+    assert reading_info(None) == READING_INFO
 
 
 def test_confusion_images_come_back_as_pictures_and_leave_no_folder(monkeypatch, tmp_path):

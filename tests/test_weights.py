@@ -273,3 +273,41 @@ def test_the_docs_weights_tables_are_those_of_the_shipped_weights(tmp_path, caps
     rewritten = doc.read_text()
     assert accuracy in rewritten and "99.99%" not in rewritten
     assert f"]({Path(os.path.relpath(root / 'weights', tmp_path)).as_posix()}/fusion/README.md)" in rewritten
+
+
+def test_the_shipped_cards_are_their_configs_and_cite_what_can_be_had():
+    """Each shipped card is rendered from its config.json as it stands; no recorded commit is '-dirty'; a file the
+    recorded commands read that does not ship (the data caches, the distillation teachers' probabilities) is said
+    how to rebuild, and the commit named for the teachers holds exactly the teachers the card names; the balanced
+    setting's cost on FER+ valid is stated."""
+    import re
+    import subprocess
+
+    from conftest import ROOT as root
+    from fer_core.card import DATA_CACHES, render_model_card
+    from fer_core.pretrained import PRETRAINED, PROJECT_WEIGHTS
+
+    for entry in dict.fromkeys(PRETRAINED.values()):
+        folder = PROJECT_WEIGHTS / entry.local_dir
+        config = read_config(folder / "config.json")
+        card = (folder / "README.md").read_text()
+        assert card == render_model_card(config, images=sorted(p.name for p in folder.glob("*.png"))), entry.name
+        prov = config["provenance"]
+        assert re.fullmatch(r"[0-9a-f]{40}", prov["commit"]), (entry.name, prov["commit"])
+        for path, command in DATA_CACHES.items():
+            assert (path in json.dumps(prov)) == (command in card), (entry.name, path)
+        assert "what it costs on FER+ valid: accuracy" in card, entry.name
+        d = prov.get("distillation")
+        if not d:
+            continue
+        read = prov["command"].split("--distill ")[1].split()[0]  # the file the training read
+        assert d["rebuild"] in card and d["rebuild"].endswith(f"--out {read}"), entry.name
+        commit = d["teachers_commit"]
+        assert d["rebuild"].startswith(f"git archive {commit[:7]} weights/ddamfn weights/resnet_dda weights/fusion")
+        if not (root / ".git").exists():
+            continue  # a copy without history (a Space): the commit cannot be read here
+        for teacher in d["teachers"]:
+            name, sha = re.match(r"(?:.*/)?weights/(\w+)@sha256:([0-9a-f]+)", teacher).groups()
+            held = subprocess.run(["git", "-C", str(root), "show", f"{commit}:weights/{name}/config.json"],
+                                  capture_output=True, text=True, check=True).stdout
+            assert json.loads(held)["files"]["model.safetensors"]["sha256"].startswith(sha), (entry.name, teacher)

@@ -21,7 +21,8 @@ import pytest
 
 from bench.zerogpu import DeviceApi
 from demo.serve import start_app, stop_app
-from test_app import BROWSER_ARGS, CHROMIUM, HOPPER, _y4m, chromium  # noqa: F401  (the browser fixture)
+from bench.live_browser import BROWSER_ARGS, CHROMIUM, fake_camera
+from test_app import HOPPER, chromium  # noqa: F401  (the browser fixture)
 
 HANG_GUARD_S = 60
 MAX_TENSORS_PER_CALL = 8  # a call under the mode may carry a few tensors, never the models'
@@ -78,17 +79,10 @@ def test_zerogpu_start_up_places_one_copy_on_cuda_and_copies_nothing_under_the_m
 
 
 def test_a_photo_waiting_for_a_gpu_does_not_hold_up_the_live_webcam(zerogpu, chromium, tmp_path):
-    import cv2
-    import numpy as np
     from gradio_client import Client, handle_file
 
-    from fer_core.images import load_image
-
     url, api, _, log = zerogpu
-    still = cv2.resize(load_image(HOPPER), (640, 480))
-    rng = np.random.default_rng(0)
-    video = _y4m([np.clip(still + rng.normal(0, 3, still.shape), 0, 255).astype(np.uint8) for _ in range(10)],
-                 tmp_path / "camera.y4m")
+    video = fake_camera(HOPPER, tmp_path / "camera.y4m", frames=10)
     browser = chromium.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS + [
         "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
         f"--use-file-for-fake-video-capture={video}"])
