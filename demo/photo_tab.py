@@ -113,8 +113,8 @@ class PhotoTab:
             for key in keys:
                 with gr.Column(min_width=90):
                     self.cards.append(CompactCard(key, fusion=hasattr(page.analyzer.slots[key].model, "fuse")))
-        gr.Markdown("Each model above: its three likeliest labels and its two maps, each named beneath it: where it "
-                    "looked (Grad-CAM) and its own attention. The full columns below add every probability, larger "
+        gr.Markdown("Each model: its three likeliest labels and its two maps, each named beneath it: where it "
+                    "looked (Grad-CAM) and its own attention. 'Each model in full' adds every probability, larger "
                     "maps and the face as the model saw it.", elem_id="compact-note")
         self.columns = []
         with gr.Accordion("Each model in full", open=False, elem_id="full-columns"):
