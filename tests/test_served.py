@@ -59,6 +59,7 @@ def test_onnx_reads_the_shipped_weights_as_torch_does(shipped, valid):
         assert (got - ref).abs().max() < 1e-3, key
 
 
+@pytest.mark.timeout(3600)  # a hang guard: all of FER+ valid twice takes many minutes on a busy 2-core machine
 def test_the_page_path_scores_what_evaluate_py_reports(shipped, valid):
     """On all of FER+ valid, each model's accuracy through the Analyzer (the page's path from the crops on) equals
     the figure its config.json and card record, which train_scripts/export.py measured with evaluate.py's
