@@ -19,7 +19,6 @@ parameters, the bfloat16 copy for the maps where there is one, and the tensors o
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 from demo.serve import rss_mb, start_app, stop_app
+from bench.timing import emit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,9 +130,7 @@ def main(argv=None):
         "bound_mb": round(bound, 1),
         "margin_mb": round(bound - rss, 1), "within_bound": rss <= bound,
     }
-    print(json.dumps(res, indent=2))
-    if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=2))
+    emit(res, a.json)
     return res
 
 

@@ -13,13 +13,13 @@ not how fast.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
+from bench.timing import emit
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -120,9 +120,7 @@ def main(argv=None):
     res["weights_dir"] = a.weights_dir
     print(f"{res['per_s']:.2f} readings/s reach the browser (goal {GOAL_PER_S:.0f}); the server reads a frame in "
           f"{res['server_ms_median']:.0f} ms (median): {res['share_of_server_bound']:.2f}x of its bound")
-    print(json.dumps(res, indent=2))
-    if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=2))
+    emit(res, a.json)
     return res
 
 

@@ -9,7 +9,6 @@ p50 / p95 latency. Traffic goes to 127.0.0.1 only.
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import threading
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from demo.serve import rss_mb, start_app, stop_app
+from bench.timing import emit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -92,9 +92,7 @@ def main(argv=None):
         if proc is not None:
             stop_app(proc)
     res = summary(a, lat, errors, mem, wall)
-    print(json.dumps(res, indent=2))
-    if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=2))
+    emit(res, a.json)
     return res
 
 

@@ -21,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.timing import emit
+
 ROOT = Path(__file__).resolve().parent.parent
 BRANCHES = ("ddamfn", "resnet_dda")
 ARRANGEMENTS = {"model+prefix": ("model", "prefix"), "prefix+suffix": ("prefix", "suffix")}
@@ -120,9 +122,7 @@ def main(argv=None):
     res["ratios"] = {f"{key} {t}t {variant}": round(s[f"{key} {variant} {t}t"] / s[f"{key} model+prefix {t}t"], 3)
                      for key in BRANCHES for t in (1, 2)
                      for variant in ("prefix+suffix", "model+prefix no-prepack", "prefix+suffix no-prepack")}
-    print(json.dumps(res, indent=2))
-    if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=2))
+    emit(res, a.json)
     return res
 
 

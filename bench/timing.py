@@ -2,6 +2,7 @@
 command-line options of the benches that time the page's path on the shipped weights."""
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -48,3 +49,10 @@ def add_page_options(ap, runs: int = 30) -> None:
     ap.add_argument("--photo", default=str(ROOT / "demo/examples/grace_hopper.jpg"))
     ap.add_argument("--runs", type=int, default=runs)
     ap.add_argument("--threads", type=int, default=2)
+
+
+def emit(res: dict, path: str | None) -> None:
+    """A bench's result: printed as JSON, and written to ``path`` (its ``--json``) when given."""
+    print(json.dumps(res, indent=2))
+    if path:
+        Path(path).write_text(json.dumps(res, indent=2))

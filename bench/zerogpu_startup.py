@@ -11,13 +11,13 @@ timed in turns (plain, ZeroGPU, plain, ...), from launching ``python app.py`` un
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.timing import emit
 from bench.zerogpu import DeviceApi
 from demo.serve import start_app, stop_app
 
@@ -81,9 +81,7 @@ def main(argv=None):
            "former_cpu_build_under_mode_s": None if former is None else round(former[0], 1),
            "former_copy_to_cuda_under_mode_s": None if former is None else round(former[1], 1),
            "startup_reports": api.startup_reports}
-    print(json.dumps(res, indent=2))
-    if a.json:
-        Path(a.json).write_text(json.dumps(res, indent=2))
+    emit(res, a.json)
     return res
 
 
