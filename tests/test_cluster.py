@@ -17,6 +17,7 @@ import pytest
 import ray
 
 from conftest import ROOT, SHARED
+from test_video import damage_frame
 from fer_core.images import load_image
 from fer_core.predict import cli
 from fer_core.predict.cluster import ClusterError, Spec, gpus_needed, map_kwargs, once, pool_size, stream
@@ -41,10 +42,7 @@ def _clip(path, frames, people=2, damaged=None, fps=10):
         wr.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
     wr.release()
     if damaged is not None:
-        data = bytearray(path.read_bytes())
-        starts = [i for i in range(len(data) - 2) if data[i:i + 3] == b"\xff\xd8\xff"]
-        data[starts[damaged]:starts[damaged] + 2000] = bytes(2000)
-        path.write_bytes(bytes(data))
+        damage_frame(path, damaged)
     return path
 
 

@@ -52,11 +52,16 @@ def _clip(path, frames, fps=10, damaged=None, size=(640, 360)):
         wr.write(cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
     wr.release()
     if damaged is not None:
-        data = bytearray(path.read_bytes())
-        starts = [i for i in range(len(data) - 2) if data[i:i + 3] == b"\xff\xd8\xff"]
-        data[starts[damaged]:starts[damaged] + 2000] = bytes(2000)
-        path.write_bytes(bytes(data))
+        damage_frame(path, damaged)
     return path
+
+
+def damage_frame(path, index: int) -> None:
+    """Zero 2,000 bytes from the start of the ``index``-th JPEG frame of an MJPG file (a frame no decoder reads)."""
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 2) if data[i:i + 3] == b"\xff\xd8\xff"]
+    data[starts[index]:starts[index] + 2000] = bytes(2000)
+    path.write_bytes(bytes(data))
 
 
 @pytest.fixture(scope="module")
