@@ -1,4 +1,5 @@
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,6 +21,25 @@ _ONNX_CACHE = tempfile.TemporaryDirectory(prefix="fer_onnx_")
 os.environ.setdefault("FER_ONNX_CACHE", _ONNX_CACHE.name)
 
 torch.set_num_threads(2)
+
+
+@pytest.fixture(autouse=True)
+def _drop_dead_onnx_files():
+    """After each test, the cached ONNX files of weights folders that are gone (a test's tmp_path, removed when it
+    passes; a module's folder): some 200 MB each, otherwise held until the next ONNX file is built."""
+    yield
+    from fer_core.runtime import prune_orphans
+
+    prune_orphans(Path(os.environ["FER_ONNX_CACHE"]))
+
+
+@pytest.fixture(scope="module")
+def module_tmp(tmp_path_factory, request):
+    """A folder for what one test module's fixtures share, removed when its tests end (folders of
+    ``tmp_path_factory`` stay to the end of the run: the suite would hold every module's weights at once)."""
+    path = tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def needs_data(*kinds):

@@ -36,8 +36,8 @@ def test_the_strength_is_the_most_balanced_within_the_accuracy_allowed():
 
 
 @pytest.fixture(scope="module")
-def balanced_weights(test_weights, tmp_path_factory):
-    root = tmp_path_factory.mktemp("balanced")
+def balanced_weights(test_weights, module_tmp):
+    root = module_tmp
     for key in MODELS:
         shutil.copytree(test_weights / key, root / key)
     prior = [0.35, 0.27, 0.12, 0.12, 0.09, 0.007, 0.024, 0.006]

@@ -47,9 +47,9 @@ def _clip(path, frames, people=2, damaged=None, fps=10):
 
 
 @pytest.fixture(scope="module")
-def weights(test_weights, tmp_path_factory):
+def weights(test_weights, module_tmp):
     """The untrained test weights with a balanced reading recorded (so that --balanced changes the numbers)."""
-    root = tmp_path_factory.mktemp("balanced")
+    root = module_tmp / "weights"
     prior = [0.35, 0.27, 0.12, 0.12, 0.09, 0.007, 0.024, 0.006]
     for key in MODELS:
         shutil.copytree(test_weights / key, root / key)
@@ -74,9 +74,10 @@ def cluster():
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory):
+def batch(module_tmp):
     """Two photos, a file that is not an image, a clip of two people with an undecodable frame."""
-    root = tmp_path_factory.mktemp("batch")
+    root = module_tmp / "batch"
+    root.mkdir()
     shutil.copy(HOPPER, root / "a_hopper.jpg")
     shutil.copy(ASTRONAUT, root / "b_astronaut.png")
     (root / "c_broken.jpg").write_bytes(b"\xff\xd8 not really")
@@ -92,9 +93,10 @@ def _args(weights, batch, out, *more):
 
 
 @pytest.fixture(scope="module")
-def one_process(weights, batch, tmp_path_factory):
+def one_process(weights, batch, module_tmp):
     """The batch read in one process (this one): exit status, records, CSV rows, the folder of the maps."""
-    out = tmp_path_factory.mktemp("one")
+    out = module_tmp / "one"
+    out.mkdir()
     with pytest.MonkeyPatch.context() as mp:
         for k, v in ENV.items():
             mp.setenv(k, v)

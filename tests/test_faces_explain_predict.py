@@ -22,8 +22,8 @@ from fixtures import make_weights
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    return make_weights(tmp_path_factory.mktemp("weights"), tta_flip=True)
+def weights(module_tmp):
+    return make_weights(module_tmp, tta_flip=True)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,8 @@ config.json there is refused by name."""
 import dataclasses
 import json
 import socket
+import subprocess
+import sys
 
 import huggingface_hub
 import pytest
@@ -58,7 +60,14 @@ def test_out_writes_the_space_as_uploaded_with_no_network(tmp_path, no_network):
     files = {p.relative_to(zero).as_posix() for p in zero.rglob("*") if p.is_file()}
     assert {"app.py", "demo/runner.py", "fer_core/predict/analyzer.py", "requirements.txt", "README.md",
             "weights/fusion/model.safetensors", "weights/yunet/face_detection_yunet.onnx"} <= files
-    assert not [f for f in files if f.startswith(("tests/", "train_scripts/", "bench/")) or "__pycache__" in f]
+    assert not [f for f in files if f.startswith(("tests/", "train_scripts/", "bench/", "fer_core/train/",
+                                                  "fer_core/commands/")) or "__pycache__" in f]
+    # the app's modules import from the folder alone, training and commands absent
+    probe = ("import sys; import demo, demo.runner, demo.access, fer_core.predict; "
+             "assert demo.__file__.startswith(sys.argv[1]) and fer_core.__file__.startswith(sys.argv[1]); "
+             "assert not [m for m in sys.modules if m.startswith(('fer_core.train', 'fer_core.commands'))]")
+    r = subprocess.run([sys.executable, "-c", probe, str(zero)], cwd=zero, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
     assert "pre-requirements.txt" not in files
     meta = front_matter((zero / "README.md").read_text())
     assert space_errors(meta) == [] and meta["python_version"] == "3.12" and "suggested_hardware" not in meta

@@ -15,8 +15,8 @@ pytest.importorskip("onnxruntime")
 
 
 @pytest.fixture(scope="module")
-def weights(test_weights, tmp_path_factory):
-    root = tmp_path_factory.mktemp("onnx")
+def weights(test_weights, module_tmp):
+    root = module_tmp
     for key in MODELS:
         shutil.copytree(test_weights / key, root / key)
     return root

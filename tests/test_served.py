@@ -15,7 +15,7 @@ pytestmark = needs_data("ferplus")
 
 
 @pytest.fixture(scope="module")
-def shipped(tmp_path_factory):
+def shipped():
     from fer_core.predict import Analyzer
 
     with pytest.MonkeyPatch.context() as mp:  # the shipped copies, never the Hub; undone for the tests after these

@@ -32,6 +32,7 @@ def pip_dry_run(tmp_path, python: str, args: list[str], binary_only: bool = True
     with pip's output."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k in ("PIP_CERT", "PIP_DEFAULT_TIMEOUT")}
     env["PIP_CONFIG_FILE"] = os.devnull
+    env["PIP_NO_CACHE_DIR"] = "1"  # what it downloads to read goes with it, not into pip's cache
     report = tmp_path / f"report-{len(list(tmp_path.glob('report-*')))}.json"
     cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report", str(report),
            "--target", str(tmp_path / "target"), "--python-version", python,
@@ -44,10 +45,10 @@ def pip_dry_run(tmp_path, python: str, args: list[str], binary_only: bool = True
 
 
 @pytest.fixture(scope="module")
-def space(tmp_path_factory):
+def space(module_tmp):
     from fer_core.commands import publish
 
-    folder = tmp_path_factory.mktemp("space") / "zero"
+    folder = module_tmp / "zero"
     assert publish.main(["--org", "me", "--out", str(folder)]) == 0
     return folder
 

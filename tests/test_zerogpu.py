@@ -38,13 +38,13 @@ def _wait(cond, timeout, what):
 
 
 @pytest.fixture(scope="module")
-def zerogpu(tmp_path_factory):
+def zerogpu(module_tmp):
     from fer_core.predict import Analyzer
 
     with pytest.MonkeyPatch.context() as mp:  # the ONNX files a host builds at its first start (FER_ONNX_CACHE)
         mp.setenv("FER_WEIGHTS_SOURCE", "local")
         Analyzer.from_pretrained(detector="yunet")
-    tmp = tmp_path_factory.mktemp("zerogpu")
+    tmp = module_tmp
     api = DeviceApi()
     trace, log = tmp / "trace.json", open(tmp / "app.log", "w+")
     env = {**api.env(tmp / "offload"), "FER_WEIGHTS_SOURCE": "local", "HF_HUB_OFFLINE": "1"}

@@ -22,7 +22,9 @@ from fer_core.pretrained import PRETRAINED
 
 ROOT = project_root()
 CODE = ("app.py", "demo", "fer_core")  # what the app imports, and nothing else (no tests, no training data)
-SKIP = ("__pycache__", ".pyc")
+# nor the layers above inference that the app never imports (tests/test_structure.py keeps it so): training and the
+# commands
+SKIP = ("__pycache__", ".pyc", "fer_core/train/", "fer_core/commands/")
 SPACES_PIN = "spaces==0.51.3"  # ZeroGPU's helper: demo/runner.py uses it on ZeroGPU, app.py imports it if present
 ZERO_GPU = "zero-a10g"  # the API's name for ZeroGPU hardware (huggingface_hub's SpaceHardware)
 CPU_HARDWARE = ("cpu-basic", "cpu-upgrade")
@@ -94,7 +96,7 @@ def space_files(org: str, models: list[str], weights_dir: Path, hardware: str, p
     for item in CODE:
         path = ROOT / item
         for p in [path] if path.is_file() else sorted(q for q in path.rglob("*") if q.is_file()):
-            if not any(s in p.as_posix() for s in SKIP):
+            if not any(s in p.relative_to(ROOT).as_posix() for s in SKIP):
                 files[p.relative_to(ROOT).as_posix()] = p
     files["requirements.txt"] = requirements()
     if hardware in CPU_HARDWARE:  # the CPU builds of torch, installed first (pip keeps them: the pins match)
