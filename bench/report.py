@@ -31,7 +31,7 @@ REQUIRED = {"name": str, "title": str, "command": str, "machine": str, "date": s
             "columns": list, "rows": list, "raw": dict}
 # the page first, then what it costs, then how it compares, then the experiments' benches
 ORDER = ("page", "cpu_latency", "engines", "maps", "video_throughput", "load_test", "app_memory", "zerogpu_startup",
-         "cluster", "peers", "balance", "balanced", "backbones", "int8", "train_throughput")
+         "cluster", "peers", "balance", "balanced", "levers", "backbones", "int8", "train_throughput")
 HEADER = """# Benchmarks
 
 <!-- Written by `python -m bench.report` from bench/results/*.json: edit those, then rerun it. -->
