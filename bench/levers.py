@@ -29,7 +29,8 @@ def shipped_slice(weights_dir: Path, name: str) -> dict:
 
 def read_run(run: Path) -> dict:
     """A run folder's best epoch on the slice, how far it got, and its training time."""
-    rows = list(csv.DictReader(open(run / "metrics.csv", newline="")))
+    with open(run / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     if not rows:
         raise SystemExit(f"{run}: no epoch finished yet (metrics.csv is empty)")
     cfg = json.loads((run / "train_config.json").read_text())
@@ -68,8 +69,8 @@ def main(argv=None) -> int:
         r, base = read_run(Path(run)), shipped_slice(a.weights_dir, shipped)
         rows.append(row(label, shipped, r, base))
         raw[label] = {**r, "shipped": shipped, "shipped_slice_accuracy": base["accuracy"]}
-    emit({"date": time.strftime("%Y-%m-%d"), "columns": ["lever", "model", "epochs", "training", "slice, best epoch", "shipped, slice", "points",
-                      "verdict"], "rows": rows, "runs": raw}, a.json)
+    columns = ["lever", "model", "epochs", "training", "slice, best epoch", "shipped, slice", "points", "verdict"]
+    emit({"date": time.strftime("%Y-%m-%d"), "columns": columns, "rows": rows, "runs": raw}, a.json)
     return 0
 
 

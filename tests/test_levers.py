@@ -4,8 +4,9 @@ with at least 0.3 point more can earn."""
 import csv
 import json
 
-from bench import levers
 from conftest import ROOT
+
+from bench import levers
 
 FIELDS = ["epoch", "step", "train_loss", "train_acc", "val_acc", "val_bacc", "lr", "img_per_s", "elapsed_s"]
 
@@ -22,7 +23,7 @@ def _run(folder, accs, epochs):
     return folder
 
 
-def test_a_run_is_read_at_its_best_epoch_against_the_shipped_slice(tmp_path, capsys):
+def test_a_run_is_read_at_its_best_epoch_against_the_shipped_slice(tmp_path):
     shipped = levers.shipped_slice(ROOT / "weights", "resnet_dda")["accuracy"]
     done = _run(tmp_path / "done", [0.5, shipped + 0.004, shipped + 0.001], epochs=3)
     going = _run(tmp_path / "going", [0.5, shipped - 0.01], epochs=30)
