@@ -97,7 +97,7 @@ def test_fit_balance_measures_what_the_setting_costs_and_says_it_on_the_card(bal
     """``fit_balance.py --measure``: the balanced setting read once on the data (as export.py reads it), recorded
     beside the accurate figure, which is measured again and must agree, and stated on the card; it refuses to
     leave a recorded evaluation's balanced figures as they were when that evaluation's data is missing."""
-    from fer_core.commands.fit_balance import measure
+    from fer_core.train.commands.fit_balance import measure
     from fer_core.data import read_dataset
     from fer_core.train.evaluation import evaluate_model
     from fer_core.weights import load_weights, read_config, write_config

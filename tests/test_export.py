@@ -8,7 +8,7 @@ from fer_core.labels import FERPLUS
 from fer_core.weights import build_config
 from fixtures import write_class_folders, write_ferplus
 
-from fer_core.commands import export
+from fer_core.train.commands import export
 
 
 def test_export_measures_the_stored_form_and_writes_a_card(tmp_path):

@@ -65,7 +65,7 @@ def test_the_page_path_scores_what_evaluate_py_reports(shipped, valid):
     the figure its config.json and card record, which train_scripts/export.py measured with evaluate.py's
     evaluation, to 0.1 point; evaluate.py itself gives that figure again (run here for DDAMFN: the same function
     serves every model)."""
-    from fer_core.commands import evaluate
+    from fer_core.train.commands import evaluate
 
     results = shipped.read(list(valid.images))
     for key, slot in shipped.shown.items():

@@ -223,7 +223,7 @@ def test_teach_reads_as_the_page_does_and_as_torch_does(tmp_path, test_weights):
     before it) equal torch's eager reading, saved by image name with the teachers' sha256."""
     import numpy as np
 
-    from fer_core.commands import teach
+    from fer_core.train.commands import teach
 
     root = write_ferplus(tmp_path / "ferplus", n_train=24, n_valid=4)
     teachers = [str(test_weights / k) for k in ("ddamfn", "resnet_dda", "fusion")]

@@ -23,11 +23,11 @@ import torch
 
 from fer_core.balance import MAX_LOSS, class_prior, fit_tau
 from fer_core.card import render_model_card
-from fer_core.commands.export import EVALUATIONS
 from fer_core.data import dataset_root, read_dataset
-from fer_core.files import write_text_atomic
 from fer_core.data.holdout import only, read_list, without
+from fer_core.files import write_text_atomic
 from fer_core.preprocess import resolve_data_config
+from fer_core.train.commands.export import EVALUATIONS
 from fer_core.train.evaluation import evaluate_model, predict_logits
 from fer_core.train.metrics import summarize
 from fer_core.train.setup import _read_split

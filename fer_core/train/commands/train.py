@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from fer_core.commands import program
 from fer_core.options import add_arguments, build
 from fer_core.train import TrainConfig, train
+from fer_core.train.commands import program
 
 
 def parse(argv=None) -> TrainConfig:

@@ -20,8 +20,8 @@ import time
 
 import torch
 
-from fer_core.commands import program
 from fer_core.pretrained import entry_for_sha256
+from fer_core.train.commands import program
 from fer_core.train.distill import read_probabilities, save_teacher, teacher_probabilities
 from fer_core.train.setup import _read_split
 from fer_core.weights import load_pretrained
