@@ -1,8 +1,9 @@
 """CPU latency per face, all three models with both maps (Grad-CAM + own attention), 2 threads:
 our pipeline (fer_core.predict.Analyzer: one forward per branch serving logits, own attention and a cheap
 Grad-CAM; the fusion reusing the branches' features) against a naive baseline in the same process (the three
-models run independently, each with a default full-backward Grad-CAM from the grad-cam package and its own
-forward for the attention maps; the fusion runs both branches again). Both include decoding, face detection and
+models run independently, each with the grad-cam package's own class of the variant the page draws (LayerCAM:
+``fer_core.explain.CAM``) run with its default full backward, and its own forward for the attention maps; the fusion
+runs both branches again). Both include decoding, face detection and
 cropping of the same photo.
 
     python -m bench.cpu_latency --json bench_cpu.json
@@ -18,12 +19,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from bench.timing import measure
 from fer_core import create_model
-from fer_core.explain import gradcam_with_details, own_attention
+from fer_core.explain import CAM, CAM_VARIANTS, gradcam_with_details, own_attention
 from fer_core.faces import YUNET_EMBEDDED, YuNetDetector, crop_face, detect_faces, make_detector
 from fer_core.images import load_image
 from fer_core.predict import MODEL_KEYS, Analyzer
@@ -53,7 +53,9 @@ def build_models(a):
 
 
 def naive(models, rgb, detector):
-    """Each model on its own: forward for the attention maps, then a full-backward Grad-CAM."""
+    """Each model on its own: forward for the attention maps, then the page's map variant from the package, with
+    a full backward."""
+    package_cam = CAM_VARIANTS[CAM][0]
     det = detect_faces(rgb, detector)
     for m in models.values():  # as a model loaded for training-style use: every parameter requires grad
         for p in m.parameters():
@@ -71,11 +73,11 @@ def naive(models, rgb, detector):
             probs = (logits / dc.temperature).softmax(1)
         if key != "fusion":
             own_attention(out["attention"], dc.input_size)
-            with GradCAM(model=m, target_layers=m.gradcam_layers(dc.input_size)) as cam:
+            with package_cam(model=m, target_layers=m.gradcam_layers(dc.input_size)) as cam:
                 cam(input_tensor=x, targets=[ClassifierOutputTarget(int(k)) for k in probs.argmax(1)])
         else:  # the package's Grad-CAM reads one input tensor: the fusion's own (its branches resize it)
             big = x[1] if isinstance(x, tuple) else x
-            with GradCAM(model=m, target_layers=m.gradcam_layers(dc.input_size)) as cam:
+            with package_cam(model=m, target_layers=m.gradcam_layers(dc.input_size)) as cam:
                 cam(input_tensor=big, targets=[ClassifierOutputTarget(int(k)) for k in probs.argmax(1)])
         for p in m.parameters():
             p.grad = None
