@@ -1,7 +1,7 @@
 """The app's resident memory after one request, against a bound that holds on either torch build: what the same
 imports take, plus the copies of the weights the analyzer holds by construction, plus a budget for the rest
-(allocator arenas, the start-up's self-checks, Gradio's state): 350 MB by default, a regression guard set 50 MB above
-the 296-301 MB measured with torch 2.11.0 (BENCHMARKS). And its start-up time.
+(allocator arenas, the start-up's self-checks, Gradio's state): 350 MB by default, a regression guard set about 50 MB
+above the 296-301 MB measured with torch 2.11.0 (BENCHMARKS). And its start-up time.
 
 Starts ``app.py`` (offline, the shipped weights unless --weights-dir), sends one photo through ``/predict`` (both
 maps: the model's own attention and Grad-CAM), reads the server's RSS, and measures in a second process what the
@@ -11,7 +11,7 @@ launching ``app.py`` until the page answers; with ``--cold`` the app starts on a
 (``FER_ONNX_CACHE``), so it exports and checks its ONNX files first, as on a new host.
 
     python -m bench.app_memory --json memory.json [--cold]
-    python -m bench.app_memory --weights-dir /path/to/weights --budget-mb 700
+    python -m bench.app_memory --weights-dir /path/to/weights --budget-mb 400
     python -m bench.app_memory --env FER_MAPS_DTYPE=bfloat16       # a setting of the app's (docs/memory.md)
 
 Beside the RSS it reports the part of it that is file pages (``RssFile``: the libraries, and the ONNX files'
@@ -81,7 +81,7 @@ def rss_parts_mb(pid: int) -> dict:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="App RSS after one request against distinct parameters + a budget.")
+    ap = argparse.ArgumentParser(description="App RSS after one request against the imports + the weights held + a budget.")
     ap.add_argument("--weights-dir", default=str(ROOT / "weights"))
     ap.add_argument("--photo", default=str(ROOT / "demo/examples/grace_hopper.jpg"))
     ap.add_argument("--budget-mb", type=float, default=350.0,
