@@ -73,12 +73,10 @@ def naive(models, rgb, detector):
             probs = (logits / dc.temperature).softmax(1)
         if key != "fusion":
             own_attention(out["attention"], dc.input_size)
-            with package_cam(model=m, target_layers=m.gradcam_layers(dc.input_size)) as cam:
-                cam(input_tensor=x, targets=[ClassifierOutputTarget(int(k)) for k in probs.argmax(1)])
-        else:  # the package's Grad-CAM reads one input tensor: the fusion's own (its branches resize it)
-            big = x[1] if isinstance(x, tuple) else x
-            with package_cam(model=m, target_layers=m.gradcam_layers(dc.input_size)) as cam:
-                cam(input_tensor=big, targets=[ClassifierOutputTarget(int(k)) for k in probs.argmax(1)])
+        # the package reads one input tensor: for the fusion its own (its branches resize it)
+        cam_input = x[1] if key == "fusion" and isinstance(x, tuple) else x
+        with package_cam(model=m, target_layers=m.gradcam_layers(dc.input_size)) as cam:
+            cam(input_tensor=cam_input, targets=[ClassifierOutputTarget(int(k)) for k in probs.argmax(1)])
         for p in m.parameters():
             p.grad = None
 

@@ -51,12 +51,13 @@ resnet_dda() {
   train resnet80_kd "${COMMON[@]}" --model resnet18_dda --model-args '{"dda_stages":[3,4],"drop_rate":0.4}' \
     --input-size 80 --epochs 30 --lr 0.1 --warmup-epochs 1 --amp auto
 }
-# RUN DEST [ARGS]: the balanced reading fitted on the slice, then stored (float16; ResNet+DDA as per-channel int8, which
-# held FER+ valid within 0.1 point for the shipped weights at half the bytes: docs/experiments.md), measured, carded
+# RUN DEST STORAGE [ARGS]: the balanced reading fitted on the slice, then stored, measured, carded. ResNet+DDA is
+# stored as per-channel int8, which held FER+ valid within 0.1 point for the shipped weights at half the bytes of
+# float16 (docs/experiments.md).
 export_one() {
   $PY train_scripts/fit_balance.py "$RUNS/$1/export"
-  FER_WEIGHTS_DIR=$OUT_WEIGHTS $PY train_scripts/export.py "$RUNS/$1/export" "$OUT_WEIGHTS/$2" --storage float16 \
-    --fer-crop --ferplus "$FERPLUS" "${@:3}"
+  FER_WEIGHTS_DIR=$OUT_WEIGHTS $PY train_scripts/export.py "$RUNS/$1/export" "$OUT_WEIGHTS/$2" --storage "$3" \
+    --fer-crop --ferplus "$FERPLUS" "${@:4}"
 }
 fusion() {  # from the exported, stored branches, on the same slice
   train fusion_kd --model fusion --branch-a "$OUT_WEIGHTS/ddamfn" --branch-b "$OUT_WEIGHTS/resnet_dda" \
@@ -69,14 +70,14 @@ case $STAGE in
   resnet_dda) teach; resnet_dda ;;
   fusion) fusion ;;
   export)
-    export_one ddamfn64_kd ddamfn
-    export_one resnet80_kd resnet_dda --storage int8 ;;
+    export_one ddamfn64_kd ddamfn float16
+    export_one resnet80_kd resnet_dda int8 ;;
   all)
     teach
     ddamfn & a=$!; resnet_dda & b=$!; wait $a; wait $b
-    export_one ddamfn64_kd ddamfn
-    export_one resnet80_kd resnet_dda --storage int8
+    export_one ddamfn64_kd ddamfn float16
+    export_one resnet80_kd resnet_dda int8
     fusion
-    export_one fusion_kd fusion --branch-refs branch_a=ddamfn,branch_b=resnet_dda ;;
+    export_one fusion_kd fusion float16 --branch-refs branch_a=ddamfn,branch_b=resnet_dda ;;
   *) echo "unknown stage $STAGE (teach|ddamfn|resnet_dda|fusion|export|all)" >&2; exit 2 ;;
 esac
