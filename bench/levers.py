@@ -8,6 +8,11 @@ Each ``--run LABEL=SHIPPED:RUN_DIR`` names a run folder of ``train_scripts/train
 (``ddamfn``, ``resnet_dda`` or ``fusion`` under ``--weights-dir``). A run still going is read as far as it got.
 The baseline is the shipped weight's own selection-slice accuracy, from its ``config.json``; a run ships only if
 it gains at least 0.3 point there and then on FER+ valid.
+
+A refit (``train.py --refit WEIGHTS``) trains on the slice too, so the slice cannot judge it: it ends at the epoch
+the refitted run chose and is judged by FER+ valid alone, against the shipped weight's figure. FER+ valid is read
+once per finished candidate, by ``fer-evaluate --model RUN_DIR/export --dataset ferplus --split valid --json
+RUN_DIR/ferplus_valid.json``; this bench reads that file, never the images.
 """
 from __future__ import annotations
 
@@ -22,36 +27,74 @@ from bench.timing import ROOT, emit
 GAIN = 0.003  # the least gain on FER+ valid that replaces a shipped weight
 
 
+def shipped_config(weights_dir: Path, name: str) -> dict:
+    return json.loads((weights_dir / name / "config.json").read_text())
+
+
 def shipped_slice(weights_dir: Path, name: str) -> dict:
-    cfg = json.loads((weights_dir / name / "config.json").read_text())
-    return cfg["metrics"]["training"]["validation"]
+    return shipped_config(weights_dir, name)["metrics"]["training"]["validation"]
+
+
+def refit_epoch(run: Path, refit: str) -> int:
+    """The epoch a refit ends at: the one its refitted run chose (from its export once written, else from the
+    refitted weights' card; a relative path is read from the repository root, as the trainer read it)."""
+    export = run / "export" / "config.json"
+    if export.is_file():
+        return int(json.loads(export.read_text())["provenance"]["refit_of"]["epoch"])
+    folder = Path(refit) if Path(refit).is_absolute() else ROOT / refit
+    return int(json.loads((folder / "config.json").read_text())["provenance"]["best_epoch"])
 
 
 def read_run(run: Path) -> dict:
-    """A run folder's best epoch on the slice, how far it got, and its training time."""
+    """A run folder's best epoch on the slice (a refit's last), how far it got, its training time and, once read,
+    its FER+ valid accuracy."""
     with open(run / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
         raise SystemExit(f"{run}: no epoch finished yet (metrics.csv is empty)")
     cfg = json.loads((run / "train_config.json").read_text())
-    best = max(rows, key=lambda r: (float(r["val_acc"]), float(r["val_bacc"])))
-    export = run / "export" / "config.json"
-    return {"run": run.name, "model": cfg["model"], "input_size": cfg["input_size"], "epochs": cfg["epochs"],
+    refit = cfg.get("refit") or None
+    best = rows[-1] if refit else max(rows, key=lambda r: (float(r["val_acc"]), float(r["val_bacc"])))
+    valid = run / "ferplus_valid.json"
+    return {"run": run.name, "model": cfg["model"], "input_size": cfg["input_size"],
+            "epochs": refit_epoch(run, refit) if refit else cfg["epochs"], "refit": refit,
             "epochs_done": int(rows[-1]["epoch"]), "best_epoch": int(best["epoch"]),
             "slice_accuracy": float(best["val_acc"]), "slice_balanced": float(best["val_bacc"]),
             "train_hours": float(rows[-1]["elapsed_s"]) / 3600, "threads": cfg["threads"],
-            "by_epoch": [round(float(r["val_acc"]) * 100, 1) for r in rows], "exported": export.is_file()}
+            "by_epoch": [round(float(r["val_acc"]) * 100, 1) for r in rows],
+            "exported": (run / "export" / "config.json").is_file(),
+            "ferplus_valid": json.loads(valid.read_text())["accuracy"] if valid.is_file() else None}
 
 
-def row(label: str, shipped: str, r: dict, base: dict) -> list[str]:
-    delta = (r["slice_accuracy"] - base["accuracy"]) * 100
+def judged_on_valid(r: dict, base_valid: float) -> tuple[str, str]:
+    """The points and the verdict of a run read on FER+ valid (or waiting for that reading)."""
+    if r["ferplus_valid"] is None:
+        return "", "ended: read FER+ valid once (fer-evaluate ... --json RUN_DIR/ferplus_valid.json)"
+    delta = (r["ferplus_valid"] - base_valid) * 100
+    verdict = "ships" if delta >= GAIN * 100 - 1e-9 else "not shipped"
+    return f"**{delta:+.2f}** on FER+ valid", (f"FER+ valid {r['ferplus_valid'] * 100:.2f}% against "
+                                              f"{base_valid * 100:.2f}%: {verdict}")
+
+
+def row(label: str, shipped: str, r: dict, base: dict, base_valid: float | None = None) -> list[str]:
     done = r["epochs_done"] >= r["epochs"]
-    verdict = ("a candidate: read FER+ valid once" if delta >= GAIN * 100 else "not shipped") if done else \
-        ("running" + (", ahead" if delta > 0 else ", behind") + " so far")
+    delta = (r["slice_accuracy"] - base["accuracy"]) * 100
+    points, seen = f"**{delta:+.2f}**", f"{r['slice_accuracy'] * 100:.2f}% (epoch {r['best_epoch']}; balanced " \
+                                       f"{r['slice_balanced'] * 100:.2f}%)"
+    if r["refit"]:
+        points, seen = "", f"trained on (a refit of {r['refit']}, ends at epoch {r['epochs']})"
+        verdict = "running: judged on FER+ valid once it ends"
+    elif not done:
+        verdict = "running" + (", ahead" if delta > 0 else ", behind") + " so far"
+    else:
+        verdict = "a candidate: read FER+ valid once" if delta >= GAIN * 100 else "not shipped"
+    read = r["refit"] or (r["ferplus_valid"] is not None and delta >= GAIN * 100)  # only a slice candidate is read
+    if done and read and base_valid is not None:
+        valid_points, verdict = judged_on_valid(r, base_valid)
+        points = " / ".join(x for x in (points, valid_points) if x)
     return [label, f"{r['model']} at {r['input_size']} px", f"{r['epochs_done']} of {r['epochs']}",
-            f"{r['train_hours']:.1f} h ({r['threads']} thread{'s' * (r['threads'] > 1)})",
-            f"{r['slice_accuracy'] * 100:.2f}% (epoch {r['best_epoch']}; balanced {r['slice_balanced'] * 100:.2f}%)",
-            f"{base['accuracy'] * 100:.2f}% ({shipped})", f"**{delta:+.2f}**", verdict]
+            f"{r['train_hours']:.1f} h ({r['threads']} thread{'s' * (r['threads'] > 1)})", seen,
+            f"{base['accuracy'] * 100:.2f}% ({shipped})", points or "-", verdict]
 
 
 def main(argv=None) -> int:
@@ -66,9 +109,11 @@ def main(argv=None) -> int:
         shipped, _, run = rest.partition(":")
         if not (label and shipped and run):
             ap.error(f"--run {spec!r}: expected LABEL=SHIPPED:RUN_DIR")
-        r, base = read_run(Path(run)), shipped_slice(a.weights_dir, shipped)
-        rows.append(row(label, shipped, r, base))
-        raw[label] = {**r, "shipped": shipped, "shipped_slice_accuracy": base["accuracy"]}
+        r, cfg = read_run(Path(run)), shipped_config(a.weights_dir, shipped)
+        base, base_valid = cfg["metrics"]["training"]["validation"], cfg["metrics"]["ferplus_valid"]["accuracy"]
+        rows.append(row(label, shipped, r, base, base_valid))
+        raw[label] = {**r, "shipped": shipped, "shipped_slice_accuracy": base["accuracy"],
+                      "shipped_ferplus_valid": base_valid}
     columns = ["lever", "model", "epochs", "training", "slice, best epoch", "shipped, slice", "points", "verdict"]
     emit({"date": time.strftime("%Y-%m-%d"), "columns": columns, "rows": rows, "runs": raw}, a.json)
     return 0

@@ -11,10 +11,10 @@ from bench import levers
 FIELDS = ["epoch", "step", "train_loss", "train_acc", "val_acc", "val_bacc", "lr", "img_per_s", "elapsed_s"]
 
 
-def _run(folder, accs, epochs):
+def _run(folder, accs, epochs, **cfg):
     folder.mkdir()
     (folder / "train_config.json").write_text(json.dumps({"model": "resnet18_dda", "input_size": 80,
-                                                          "epochs": epochs, "threads": 1}))
+                                                          "epochs": epochs, "threads": 1, **cfg}))
     with open(folder / "metrics.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(FIELDS)
@@ -41,3 +41,38 @@ def test_a_finished_run_below_the_bar_is_not_shipped(tmp_path):
     run = _run(tmp_path / "r", [shipped + 0.002], epochs=1)
     r = levers.read_run(run)
     assert levers.row("x", "resnet_dda", r, {"accuracy": shipped})[7] == "not shipped"
+
+
+def _valid(folder, accuracy):
+    (folder / "ferplus_valid.json").write_text(json.dumps({"accuracy": accuracy}))  # as fer-evaluate --json writes it
+
+
+def test_a_refit_ends_at_the_refitted_runs_epoch_and_is_judged_on_ferplus_valid_alone(tmp_path):
+    """A refit trains on the slice: its slice figures judge nothing; it ends at the epoch the shipped run chose (35
+    of DDAMFN's 40) and ships only with 0.3 point more on FER+ valid, read once into ferplus_valid.json."""
+    cfg = levers.shipped_config(ROOT / "weights", "ddamfn")
+    end, valid = cfg["provenance"]["best_epoch"], cfg["metrics"]["ferplus_valid"]["accuracy"]
+    base = {"accuracy": cfg["metrics"]["training"]["validation"]["accuracy"]}
+    going = levers.read_run(_run(tmp_path / "going", [0.9] * 3, epochs=40, refit="weights/ddamfn"))
+    assert going["epochs"] == end
+    cells = levers.row("refit", "ddamfn", going, base, valid)
+    assert cells[2] == f"3 of {end}" and cells[4].startswith("trained on") and cells[6] == "-"
+    assert cells[7].startswith("running")
+    done = _run(tmp_path / "done", [0.9] * end, epochs=40, refit="weights/ddamfn")
+    assert levers.row("refit", "ddamfn", levers.read_run(done), base, valid)[7].startswith("ended: read FER+ valid")
+    _valid(done, valid + 0.001)
+    cells = levers.row("refit", "ddamfn", levers.read_run(done), base, valid)
+    assert cells[6] == "**+0.10** on FER+ valid" and cells[7].endswith(": not shipped")
+    _valid(done, valid + 0.004)
+    assert levers.row("refit", "ddamfn", levers.read_run(done), base, valid)[7].endswith(": ships")
+
+
+def test_a_finished_run_ships_only_with_its_gain_on_the_slice_and_then_on_ferplus_valid(tmp_path):
+    shipped = levers.shipped_slice(ROOT / "weights", "resnet_dda")["accuracy"]
+    ahead = _run(tmp_path / "ahead", [shipped + 0.005], epochs=1)
+    behind = _run(tmp_path / "behind", [shipped], epochs=1)
+    for run in (ahead, behind):
+        _valid(run, 0.99)
+    cells = levers.row("x", "resnet_dda", levers.read_run(ahead), {"accuracy": shipped}, 0.9)
+    assert cells[6] == "**+0.50** / **+9.00** on FER+ valid" and cells[7].endswith(": ships")
+    assert levers.row("x", "resnet_dda", levers.read_run(behind), {"accuracy": shipped}, 0.9)[7] == "not shipped"
