@@ -1,5 +1,5 @@
 """The training levers against the shipped weights, on the selection slice of FER+ train (where the trainer chooses
-its epoch; FER+ valid is read once, and only for a run that beats the shipped weights here).
+its epoch; FER+ valid is read once, and only for a run that beats the shipped weights there, or for a refit).
 
     python -m bench.levers --run "mixup / cutmix=resnet_dda:RUN_DIR" [--run ...] --json out.json
 
@@ -36,13 +36,33 @@ def shipped_slice(weights_dir: Path, name: str) -> dict:
 
 
 def refit_epoch(run: Path, refit: str) -> int:
-    """The epoch a refit ends at: the one its refitted run chose (from its export once written, else from the
-    refitted weights' card; a relative path is read from the repository root, as the trainer read it)."""
+    """The epoch a refit ends at: the one its refitted run chose, from the run's export once written (what it
+    refitted, as the trainer read it); before, from the refitted weights' card, the path ``--refit`` gave (the
+    trainer's directory is not recorded: tried from here, then from the repository root)."""
     export = run / "export" / "config.json"
     if export.is_file():
         return int(json.loads(export.read_text())["provenance"]["refit_of"]["epoch"])
-    folder = Path(refit) if Path(refit).is_absolute() else ROOT / refit
-    return int(json.loads((folder / "config.json").read_text())["provenance"]["best_epoch"])
+    for folder in dict.fromkeys((Path(refit), ROOT / refit)):
+        if (folder / "config.json").is_file():
+            return int(json.loads((folder / "config.json").read_text())["provenance"]["best_epoch"])
+    raise SystemExit(f"{run}: a refit of {refit}, which is found neither here nor under {ROOT}: run this bench "
+                     "from the directory it trained in, or once its export is written")
+
+
+def valid_reading(run: Path) -> float | None:
+    """The run's FER+ valid accuracy from ``RUN_DIR/ferplus_valid.json`` (fer-evaluate's report): refused when it
+    is of another split or model, or older than the run's export (a reading of an earlier export)."""
+    path, export = run / "ferplus_valid.json", run / "export" / "config.json"
+    if not path.is_file():
+        return None
+    rep = json.loads(path.read_text())
+    model = Path(str(rep.get("model", "")))
+    if rep.get("split") != "valid" or model.parts[-2:] != (run.name, "export"):
+        raise SystemExit(f"{path}: a reading of {rep.get('model')!r} on split {rep.get('split')!r}, not of "
+                         f"{run / 'export'} on FER+ valid")
+    if export.is_file() and export.stat().st_mtime > path.stat().st_mtime:
+        raise SystemExit(f"{path} is older than {export}: read FER+ valid again for this export")
+    return float(rep["accuracy"])
 
 
 def read_run(run: Path) -> dict:
@@ -55,7 +75,6 @@ def read_run(run: Path) -> dict:
     cfg = json.loads((run / "train_config.json").read_text())
     refit = cfg.get("refit") or None
     best = rows[-1] if refit else max(rows, key=lambda r: (float(r["val_acc"]), float(r["val_bacc"])))
-    valid = run / "ferplus_valid.json"
     return {"run": run.name, "model": cfg["model"], "input_size": cfg["input_size"],
             "epochs": refit_epoch(run, refit) if refit else cfg["epochs"], "refit": refit,
             "epochs_done": int(rows[-1]["epoch"]), "best_epoch": int(best["epoch"]),
@@ -63,7 +82,7 @@ def read_run(run: Path) -> dict:
             "train_hours": float(rows[-1]["elapsed_s"]) / 3600, "threads": cfg["threads"],
             "by_epoch": [round(float(r["val_acc"]) * 100, 1) for r in rows],
             "exported": (run / "export" / "config.json").is_file(),
-            "ferplus_valid": json.loads(valid.read_text())["accuracy"] if valid.is_file() else None}
+            "ferplus_valid": valid_reading(run)}
 
 
 def judged_on_valid(r: dict, base_valid: float) -> tuple[str, str]:
@@ -76,9 +95,12 @@ def judged_on_valid(r: dict, base_valid: float) -> tuple[str, str]:
                                               f"{base_valid * 100:.2f}%: {verdict}")
 
 
-def row(label: str, shipped: str, r: dict, base: dict, base_valid: float | None = None) -> list[str]:
+def row(label: str, shipped: str, r: dict, base: dict, base_valid: float) -> list[str]:
+    """The table's row of one run against the shipped weight (``base``: its slice figures; ``base_valid``: its FER+
+    valid accuracy)."""
     done = r["epochs_done"] >= r["epochs"]
     delta = (r["slice_accuracy"] - base["accuracy"]) * 100
+    candidate = delta >= GAIN * 100 - 1e-9  # the tolerance: a gain of 0.3 as printed is enough
     points, seen = f"**{delta:+.2f}**", f"{r['slice_accuracy'] * 100:.2f}% (epoch {r['best_epoch']}; balanced " \
                                        f"{r['slice_balanced'] * 100:.2f}%)"
     if r["refit"]:
@@ -87,9 +109,8 @@ def row(label: str, shipped: str, r: dict, base: dict, base_valid: float | None 
     elif not done:
         verdict = "running" + (", ahead" if delta > 0 else ", behind") + " so far"
     else:
-        verdict = "a candidate: read FER+ valid once" if delta >= GAIN * 100 else "not shipped"
-    read = r["refit"] or (r["ferplus_valid"] is not None and delta >= GAIN * 100)  # only a slice candidate is read
-    if done and read and base_valid is not None:
+        verdict = "a candidate: read FER+ valid once" if candidate else "not shipped"
+    if done and (r["refit"] or (candidate and r["ferplus_valid"] is not None)):  # only a slice candidate is read
         valid_points, verdict = judged_on_valid(r, base_valid)
         points = " / ".join(x for x in (points, valid_points) if x)
     return [label, f"{r['model']} at {r['input_size']} px", f"{r['epochs_done']} of {r['epochs']}",

@@ -211,9 +211,10 @@ class OnnxReader:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.intra_op_num_threads = threads or torch.get_num_threads()
         so.inter_op_num_threads = 1
-        # idle threads sleep rather than spin (FER_ORT_SPIN=1 spins): spinning saves ~3 ms of DDAMFN's ~16 on a
-        # machine that does nothing else, but when anything shares the cores (a browser, another request) the
-        # spinning threads take their time and the live tab's readings halve (BENCHMARKS: "Inference engines")
+        # idle threads sleep rather than spin (FER_ORT_SPIN=1 spins): spinning saved ~3 ms of DDAMFN's ~16 on a
+        # machine that did nothing else on one day and cost time on another, and when anything shares the cores (a
+        # browser, another request) the spinning threads take their time and the live tab's readings halve
+        # (BENCHMARKS: "Inference engines")
         spin = os.environ.get("FER_ORT_SPIN", "0") == "1" if spin is None else spin
         so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         # ONNX Runtime's copies of some weights in its kernels' layouts: ~15 MB of the branches' ~217, and ResNet+DDA

@@ -152,8 +152,9 @@ class ResNetDDA(nn.Module):
     """torchvision-layout ResNet with a :class:`DDABlock` after each stage in ``dda_stages``."""
 
     # The part after Grad-CAM's target (:meth:`forward_suffix`) holds most of the weights (ResNet18 with DDA on
-    # stages 3-4 at 80 px: 47 of 50 M parameters, at batch 3 a forward and a backward that mostly read them), so on
-    # CPUs with native bfloat16 the maps run it in a bfloat16 copy (fer_core.predict.Analyzer; BENCHMARKS "The maps").
+    # stages 3-4 at 80 px: 47 of 50 M parameters, at batch 3 a forward and a backward that mostly read them), so the
+    # maps may run it in a bfloat16 copy: by default where torch reads alone on a CPU with native bfloat16, on request
+    # beside ONNX Runtime (fer_core.predict.engines.attach_lean; BENCHMARKS "The maps").
     maps_in_bfloat16 = True
 
     def __init__(self, depth: int = 34, num_classes: int = 8, dda_stages=(1, 2, 3, 4), c_mid: int | None = None,

@@ -56,8 +56,8 @@ def attach_lean(slots: dict, readers: list[str], device: torch.device, maps_dtyp
     (``maps_in_bfloat16``: where that part reads most of the weights). ``maps_dtype`` auto (``FER_MAPS_DTYPE``
     when set): bfloat16 where the CPU computes it natively and ONNX Runtime holds none of those models' weights
     (engine torch), else float32, so that each weight is held at most twice (docs/memory.md); bfloat16 or float32:
-    as said (bfloat16 beside ONNX Runtime: a third copy of those weights, for maps ~1.1x faster). The readings
-    without maps never use them. Returns the dtype in use."""
+    as said (bfloat16 beside ONNX Runtime: a third copy of those weights, for a photo with maps 1.1-1.4x faster,
+    BENCHMARKS "The maps"). The readings without maps never use them. Returns the dtype in use."""
     if maps_dtype == "auto":
         maps_dtype = os.environ.get("FER_MAPS_DTYPE", "").strip() or "auto"
     if maps_dtype not in MAPS_DTYPES:
