@@ -335,6 +335,23 @@ def _clip(path, frames=6, damaged=None):
     return path
 
 
+def test_a_file_that_cannot_be_read_is_named_once(tmp_path, capsys):
+    """The record of a missing or empty file holds its name and an error that does not repeat it; the line on
+    stderr names it once."""
+    from fer_core.images import ImageInputError
+    from fer_core.predict.batch import Tally, failure
+
+    (tmp_path / "empty.png").write_bytes(b"")
+    for name, why in (("nothere.jpg", "no such file"), ("empty.png", "the file is empty (0 bytes)")):
+        path = str(tmp_path / name)
+        with pytest.raises(ImageInputError) as e:
+            load_image(path)
+        rec = failure(path, e.value)
+        assert rec == {"file": path, "error": why}
+        Tally(1).add(0, rec)
+        assert capsys.readouterr().err == f"{path}: {why}\n"
+
+
 def test_cli_on_images_folder_and_a_damaged_video(weights, tmp_path):
     """Images, a folder with a broken file, and a clip with an undecodable frame: every readable input gets its
     records (the clip's faces tracked), each problem is reported by name, and nothing stops early."""

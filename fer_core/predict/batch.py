@@ -80,8 +80,10 @@ def maps_folder(a) -> Path | None:
 
 
 def failure(name: str, error) -> dict:
-    """The record of an input that could not be read."""
-    return {"file": name, "error": str(error)}
+    """The record of an input that could not be read: its error without the file's name, which the record holds
+    (a missing file's error names it, so that a message is whole where no record carries it)."""
+    text, named = str(error), f"{Path(name).name}: "
+    return {"file": name, "error": text[len(named):] if text.startswith(named) else text}
 
 
 class Tally:
